@@ -1,0 +1,41 @@
+package dev.stowage.engine.storage;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+
+/**
+ * One volume's data on one node: thin (only written blocks take space), checksummed per 4 KiB
+ * block with crc32c, and layered so that snapshots are copy-on-write.
+ *
+ * <p>Reads of never-written ranges return zeros without touching the disk. A block whose stored
+ * checksum does not match its data fails the read with {@link ChecksumMismatchException}; wrong
+ * data is never returned.
+ *
+ * <p>Threading: thread-safe. Writes to distinct blocks proceed in parallel; a write that covers
+ * part of a block (read-modify-write) is serialised against other writers of that block.
+ *
+ * <p>Durability: a write is durable once a later {@link #flush()} returns.
+ */
+public interface ReplicaStore extends Closeable {
+
+    /** Size of the checksummed block, in bytes. */
+    int BLOCK_SIZE = 4096;
+
+    String volumeId();
+
+    long sizeBytes();
+
+    void read(long offset, ByteBuffer dst) throws IOException;
+
+    void write(long offset, ByteBuffer src) throws IOException;
+
+    /** Makes every completed write durable (data and checksums). */
+    void flush() throws IOException;
+
+    /** Grows the volume; shrinking is refused with {@link IllegalArgumentException}. */
+    void resize(long newSizeBytes) throws IOException;
+
+    /** Bytes this replica occupies on disk in its own (writable) layer. */
+    long allocatedBytes() throws IOException;
+}
