@@ -1,0 +1,839 @@
+package dev.stowage.engine.volume;
+
+import dev.stowage.engine.api.Capacity;
+import dev.stowage.engine.api.ErrorCode;
+import dev.stowage.engine.api.NodeInfo;
+import dev.stowage.engine.api.Page;
+import dev.stowage.engine.api.Snapshot;
+import dev.stowage.engine.api.StowageException;
+import dev.stowage.engine.api.Volume;
+import dev.stowage.engine.api.VolumeService;
+import dev.stowage.engine.api.VolumeSpec;
+import dev.stowage.engine.cluster.MetadataStore;
+import dev.stowage.engine.cluster.MetadataStore.Versioned;
+import dev.stowage.engine.cluster.RevisionMismatchException;
+import dev.stowage.engine.frontend.Frontend;
+import dev.stowage.engine.replication.VolumeCoordinator;
+import dev.stowage.engine.storage.ReplicaStore;
+import dev.stowage.engine.storage.StoragePool;
+import dev.stowage.proto.metadata.AttachmentRecord;
+import dev.stowage.proto.metadata.SnapshotRecord;
+import dev.stowage.proto.metadata.VolumeRecord;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.UnaryOperator;
+import java.util.regex.Pattern;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The volume service of one node that holds every replica itself: volumes live in the node's
+ * {@link StoragePool}, their records in a {@link MetadataStore}, and attached volumes are served to
+ * the kernel by a {@link Frontend} through a {@link VolumeCoordinator}.
+ *
+ * <p>Nothing half-made: creating a volume claims its name in metadata first, then makes the replica
+ * data, then writes the volume record. A failure undoes the earlier steps; a crash between them is
+ * repaired by {@link #start()}, which drops name claims and replica data that have no volume record.
+ *
+ * <p>Threading: control operations (create, delete, snapshot, attach...) are serialised by one lock;
+ * they are rare and short next to I/O, which never takes it. Records are updated by compare-and-set
+ * on their revision, so a concurrent writer elsewhere (another node, later) is detected, not overwritten.
+ */
+public final class LocalVolumeService implements VolumeService, AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(LocalVolumeService.class);
+    private static final Pattern VOLUME_ID = Pattern.compile("vol-[0-9a-f-]{36}");
+    private static final Pattern SNAPSHOT_ID = Pattern.compile("snap-[0-9a-f-]{36}");
+    private static final int MAX_NAME_LENGTH = 256;
+    private static final long ALIGNMENT = ReplicaStore.BLOCK_SIZE;
+
+    private final VolumeServiceConfig config;
+    private final MetadataStore metadata;
+    private final StoragePool pool;
+    private final Frontend frontend;
+    private final Clock clock;
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Map<String, Attached> attached = new ConcurrentHashMap<>();
+    private volatile boolean ready;
+
+    /** A volume attached on this node: its coordinator and its frontend export. */
+    private record Attached(VolumeCoordinator coordinator, Frontend.Export export) {}
+
+    public LocalVolumeService(VolumeServiceConfig config, MetadataStore metadata, StoragePool pool,
+                              Frontend frontend, Clock clock) {
+        this.config = config;
+        this.metadata = metadata;
+        this.pool = pool;
+        this.frontend = frontend;
+        this.clock = clock;
+    }
+
+    /**
+     * Reconciles metadata with the pool after a restart or crash, then re-attaches the volumes
+     * recorded as attached on this node. Call once before serving.
+     */
+    public void start() throws IOException {
+        lock.lock();
+        try {
+            reconcile();
+            reattach();
+            ready = true;
+            LOG.info("volume service ready on node {}: {} volumes, {} attached", config.nodeId(),
+                    metadata.list(MetadataKeys.VOLUMES).size(), attached.size());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void reconcile() throws IOException {
+        Set<String> recorded = new HashSet<>();
+        for (Versioned v : metadata.list(MetadataKeys.VOLUMES)) {
+            recorded.add(v.key().substring(MetadataKeys.VOLUMES.length()));
+        }
+        for (Versioned claim : metadata.list(MetadataKeys.VOLUME_NAMES)) {
+            String id = new String(claim.value(), StandardCharsets.UTF_8);
+            if (!recorded.contains(id)) {
+                LOG.info("dropping name claim {} of volume {} whose creation did not complete", claim.key(), id);
+                deleteQuietly(claim);
+            }
+        }
+        for (String id : pool.volumeIds()) {
+            if (!recorded.contains(id)) {
+                LOG.info("deleting replica data of volume {}, which has no volume record", id);
+                pool.delete(id);
+            }
+        }
+        Set<String> snapshots = new HashSet<>();
+        for (Versioned v : metadata.list(MetadataKeys.SNAPSHOTS)) {
+            snapshots.add(v.key().substring(MetadataKeys.SNAPSHOTS.length()));
+        }
+        for (Versioned claim : metadata.list(MetadataKeys.SNAPSHOT_NAMES)) {
+            String id = new String(claim.value(), StandardCharsets.UTF_8);
+            if (!snapshots.contains(id)) {
+                LOG.info("dropping name claim {} of snapshot {} whose creation did not complete", claim.key(), id);
+                deleteQuietly(claim);
+                pool.deleteSnapshot(id);
+            }
+        }
+    }
+
+    private void reattach() throws IOException {
+        for (Versioned v : metadata.list(MetadataKeys.VOLUMES)) {
+            VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
+            if (r.hasAttachment() && r.getAttachment().getNodeId().equals(config.nodeId())
+                    && !r.getAttachment().getDevicePath().isEmpty()) {
+                frontend.cleanupStale(r.getId());
+                LOG.info("volume {} was attached here as {} before the restart: attaching it again",
+                        r.getId(), r.getAttachment().getDevicePath());
+                attachLocked(r.getId());
+            }
+        }
+    }
+
+    @Override
+    public boolean ready() {
+        return ready;
+    }
+
+    @Override
+    public NodeInfo localNode() {
+        return new NodeInfo(config.nodeId(), config.labels(), config.maxVolumes());
+    }
+
+    @Override
+    public Map<String, String> supportedParameters() {
+        return VolumeParameters.SUPPORTED;
+    }
+
+    // ---- volumes ----
+
+    @Override
+    public Volume createVolume(VolumeSpec spec) {
+        String name = requireName("name", spec.name());
+        long size = chooseSize(spec.requiredBytes(), spec.limitBytes());
+        VolumeParameters params = VolumeParameters.parse(spec.parameters());
+        if (params.replicaCount() > 1) {
+            throw new StowageException(ErrorCode.RESOURCE_EXHAUSTED, "parameters.repl",
+                    "parameters.repl: " + params.replicaCount() + " replicas need " + params.replicaCount()
+                            + " storage nodes; this cluster has 1", null);
+        }
+        lock.lock();
+        try {
+            Optional<Versioned> claim = metadata.get(MetadataKeys.volumeName(name));
+            if (claim.isPresent()) {
+                String id = new String(claim.get().value(), StandardCharsets.UTF_8);
+                Optional<Versioned> existing = metadata.get(MetadataKeys.volume(id));
+                if (existing.isPresent()) {
+                    VolumeRecord r = MetadataProtos.parseVolume(existing.get().key(), existing.get().value());
+                    checkCompatible(r, spec, params);
+                    return toVolume(r);
+                }
+                // A claim without a record: an earlier attempt died midway. Finish it under the same id.
+                return createLocked(id, name, size, params, spec.contentSource(), claim.get().modRevision());
+            }
+            String id = "vol-" + UUID.randomUUID();
+            long claimRevision = metadata.put(MetadataKeys.volumeName(name), id.getBytes(StandardCharsets.UTF_8),
+                    MetadataStore.ABSENT);
+            return createLocked(id, name, size, params, spec.contentSource(), claimRevision);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private Volume createLocked(String id, String name, long size, VolumeParameters params,
+                                VolumeSpec.ContentSource source, long claimRevision) {
+        boolean dataCreated = false;
+        try {
+            long actualSize = makeReplicaData(id, size, source);
+            dataCreated = true;
+            if (actualSize > size) {
+                size = actualSize;
+            }
+            VolumeRecord record = VolumeRecord.newBuilder()
+                    .setId(id).setName(name).setSizeBytes(size).setReplicaCount(params.replicaCount())
+                    .setFsType(params.fsType()).putAllParameters(params.asMap())
+                    .setEpoch(0).addReplicas(MetadataProtos.healthyReplica(config.nodeId()))
+                    .setContentSource(MetadataProtos.encodeSource(source))
+                    .setCreatedAtMillis(clock.millis())
+                    .build();
+            metadata.put(MetadataKeys.volume(id), record.toByteArray(), MetadataStore.ABSENT);
+            LOG.info("created volume {} name={} size={} repl={} source={}", id, name, size,
+                    params.replicaCount(), record.getContentSource().isEmpty() ? "none" : record.getContentSource());
+            return toVolume(record);
+        } catch (RuntimeException | IOException e) {
+            if (dataCreated) {
+                try {
+                    pool.delete(id);
+                } catch (IOException cleanup) {
+                    e.addSuppressed(cleanup);
+                }
+            }
+            try {
+                metadata.delete(MetadataKeys.volumeName(name), claimRevision);
+            } catch (RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw asStowage(e, "create volume " + name);
+        }
+    }
+
+    /** Creates the replica data; returns its size, which a content source may make larger. */
+    private long makeReplicaData(String id, long size, VolumeSpec.ContentSource source) throws IOException {
+        if (source instanceof VolumeSpec.ContentSource.FromSnapshot s) {
+            requireSnapshotRecord(s.snapshotId());
+            long sourceSize = pool.snapshotSizeBytes(s.snapshotId());
+            if (size < sourceSize) {
+                throw new StowageException(ErrorCode.OUT_OF_RANGE, "capacity_range",
+                        "capacity_range: " + size + " bytes is smaller than snapshot " + s.snapshotId()
+                                + " (" + sourceSize + " bytes)", null);
+            }
+            pool.createFromSnapshot(s.snapshotId(), id, size);
+        } else if (source instanceof VolumeSpec.ContentSource.FromVolume v) {
+            VolumeRecord src = requireVolumeRecord(v.volumeId());
+            if (size < src.getSizeBytes()) {
+                throw new StowageException(ErrorCode.OUT_OF_RANGE, "capacity_range",
+                        "capacity_range: " + size + " bytes is smaller than source volume " + v.volumeId()
+                                + " (" + src.getSizeBytes() + " bytes)", null);
+            }
+            flushIfAttached(v.volumeId());
+            pool.cloneVolume(v.volumeId(), id, size);
+        } else {
+            pool.create(id, size);
+        }
+        return size;
+    }
+
+    private void checkCompatible(VolumeRecord r, VolumeSpec spec, VolumeParameters params) {
+        long size = r.getSizeBytes();
+        boolean sizeOk = size >= spec.requiredBytes() && (spec.limitBytes() == 0 || size <= spec.limitBytes());
+        boolean sourceOk = r.getContentSource().equals(MetadataProtos.encodeSource(spec.contentSource()));
+        boolean paramsOk = r.getParametersMap().equals(params.asMap());
+        if (!sizeOk || !sourceOk || !paramsOk) {
+            throw new StowageException(ErrorCode.ALREADY_EXISTS, "name", "volume " + r.getName()
+                    + " exists as " + r.getId() + " with " + (sizeOk ? (sourceOk ? "other parameters"
+                    : "another content source") : "size " + size + " bytes"), null);
+        }
+    }
+
+    private long chooseSize(long required, long limit) {
+        if (required < 0) {
+            throw StowageException.invalid("capacity_range.required_bytes", "must not be negative");
+        }
+        if (limit < 0) {
+            throw StowageException.invalid("capacity_range.limit_bytes", "must not be negative");
+        }
+        if (limit > 0 && limit < required) {
+            throw StowageException.invalid("capacity_range.limit_bytes",
+                    limit + " is smaller than required_bytes " + required);
+        }
+        long size = required > 0 ? required : (limit > 0 ? Math.min(limit, config.defaultVolumeBytes())
+                : config.defaultVolumeBytes());
+        size = roundUp(size);
+        if (limit > 0 && size > limit) {
+            throw new StowageException(ErrorCode.OUT_OF_RANGE, "capacity_range", "capacity_range: volumes are"
+                    + " sized in " + ALIGNMENT + "-byte blocks and none lies in [" + required + ", " + limit + "]", null);
+        }
+        if (size > config.maxVolumeBytes()) {
+            throw new StowageException(ErrorCode.OUT_OF_RANGE, "capacity_range.required_bytes",
+                    "capacity_range.required_bytes: " + size + " exceeds the largest volume, "
+                            + config.maxVolumeBytes() + " bytes", null);
+        }
+        long provisionable = provisionableBytes();
+        if (size > provisionable) {
+            throw new StowageException(ErrorCode.RESOURCE_EXHAUSTED, "capacity_range.required_bytes",
+                    "capacity_range.required_bytes: " + size + " bytes exceed what the pool can still provision ("
+                            + provisionable + " bytes)", null);
+        }
+        return size;
+    }
+
+    private static long roundUp(long size) {
+        return (size + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
+    }
+
+    @Override
+    public void deleteVolume(String volumeId) {
+        requireId("volume_id", volumeId);
+        lock.lock();
+        try {
+            Optional<Versioned> v = metadata.get(MetadataKeys.volume(volumeId));
+            if (v.isEmpty()) {
+                return;
+            }
+            VolumeRecord r = MetadataProtos.parseVolume(v.get().key(), v.get().value());
+            if (r.hasAttachment() || attached.containsKey(volumeId)) {
+                throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId
+                        + " is published on node " + r.getAttachment().getNodeId() + "; unpublish it first");
+            }
+            // Record first: a crash after it leaves only data, which start() collects.
+            metadata.delete(MetadataKeys.volume(volumeId), v.get().modRevision());
+            metadata.get(MetadataKeys.volumeName(r.getName())).ifPresent(this::deleteQuietly);
+            pool.delete(volumeId);
+            LOG.info("deleted volume {} name={}", volumeId, r.getName());
+        } catch (IOException e) {
+            throw asStowage(e, "delete volume " + volumeId);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public Optional<Volume> getVolume(String volumeId) {
+        requireId("volume_id", volumeId);
+        return metadata.get(MetadataKeys.volume(volumeId))
+                .map(v -> toVolume(MetadataProtos.parseVolume(v.key(), v.value())));
+    }
+
+    @Override
+    public Page<Volume> listVolumes(int maxEntries, String startingToken) {
+        List<Versioned> all = metadata.list(MetadataKeys.VOLUMES);
+        return page(all, MetadataKeys.VOLUMES, VOLUME_ID, maxEntries, startingToken,
+                v -> toVolume(MetadataProtos.parseVolume(v.key(), v.value())));
+    }
+
+    @Override
+    public long expandVolume(String volumeId, long requiredBytes, long limitBytes) {
+        requireId("volume_id", volumeId);
+        if (requiredBytes <= 0) {
+            throw StowageException.invalid("capacity_range.required_bytes", "must be positive");
+        }
+        lock.lock();
+        try {
+            Versioned v = requireVolume(volumeId);
+            VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
+            if (requiredBytes <= r.getSizeBytes()) {
+                return r.getSizeBytes();
+            }
+            long size = chooseSize(requiredBytes, limitBytes);
+            Attached a = attached.get(volumeId);
+            if (a != null) {
+                a.coordinator().resize(size);
+                a.export().refreshSize();
+            } else {
+                pool.open(volumeId).orElseThrow(() -> missingData(volumeId)).resize(size);
+            }
+            metadata.put(v.key(), r.toBuilder().setSizeBytes(size).build().toByteArray(), v.modRevision());
+            LOG.info("expanded volume {} from {} to {} bytes{}", volumeId, r.getSizeBytes(), size,
+                    a != null ? " online" : "");
+            return size;
+        } catch (IOException e) {
+            throw asStowage(e, "expand volume " + volumeId);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public Volume modifyVolume(String volumeId, Map<String, String> mutableParameters) {
+        requireId("volume_id", volumeId);
+        Versioned v = requireVolume(volumeId);
+        for (String key : mutableParameters.keySet()) {
+            // No parameter can change on a live volume yet: replica count changes come with replication.
+            throw StowageException.invalid("mutable_parameters." + key, "is not a mutable parameter");
+        }
+        return toVolume(MetadataProtos.parseVolume(v.key(), v.value()));
+    }
+
+    // ---- snapshots ----
+
+    @Override
+    public Snapshot createSnapshot(String name, String sourceVolumeId) {
+        requireName("name", name);
+        requireId("source_volume_id", sourceVolumeId);
+        lock.lock();
+        try {
+            Optional<Versioned> claim = metadata.get(MetadataKeys.snapshotName(name));
+            if (claim.isPresent()) {
+                String id = new String(claim.get().value(), StandardCharsets.UTF_8);
+                Optional<Versioned> existing = metadata.get(MetadataKeys.snapshot(id));
+                if (existing.isPresent()) {
+                    SnapshotRecord s = MetadataProtos.parseSnapshot(existing.get().key(), existing.get().value());
+                    if (!s.getSourceVolumeId().equals(sourceVolumeId)) {
+                        throw new StowageException(ErrorCode.ALREADY_EXISTS, "name", "snapshot " + name
+                                + " exists as " + id + " of volume " + s.getSourceVolumeId(), null);
+                    }
+                    return MetadataProtos.toSnapshot(s);
+                }
+                deleteQuietly(claim.get());
+                pool.deleteSnapshot(id);
+            }
+            VolumeRecord source = requireVolumeRecord(sourceVolumeId);
+            String id = "snap-" + UUID.randomUUID();
+            long claimRevision = metadata.put(MetadataKeys.snapshotName(name), id.getBytes(StandardCharsets.UTF_8),
+                    MetadataStore.ABSENT);
+            boolean taken = false;
+            try {
+                flushIfAttached(sourceVolumeId);
+                pool.snapshot(sourceVolumeId, id);
+                taken = true;
+                SnapshotRecord record = SnapshotRecord.newBuilder().setId(id).setName(name)
+                        .setSourceVolumeId(sourceVolumeId).setSizeBytes(source.getSizeBytes())
+                        .setCreatedAtMillis(clock.millis()).setReady(true).build();
+                metadata.put(MetadataKeys.snapshot(id), record.toByteArray(), MetadataStore.ABSENT);
+                LOG.info("created snapshot {} name={} of volume {}", id, name, sourceVolumeId);
+                return MetadataProtos.toSnapshot(record);
+            } catch (RuntimeException | IOException e) {
+                if (taken) {
+                    try {
+                        pool.deleteSnapshot(id);
+                    } catch (IOException cleanup) {
+                        e.addSuppressed(cleanup);
+                    }
+                }
+                metadata.delete(MetadataKeys.snapshotName(name), claimRevision);
+                throw e;
+            }
+        } catch (IOException e) {
+            throw asStowage(e, "snapshot volume " + sourceVolumeId);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public void deleteSnapshot(String snapshotId) {
+        requireId("snapshot_id", snapshotId);
+        lock.lock();
+        try {
+            Optional<Versioned> v = metadata.get(MetadataKeys.snapshot(snapshotId));
+            if (v.isEmpty()) {
+                return;
+            }
+            SnapshotRecord s = MetadataProtos.parseSnapshot(v.get().key(), v.get().value());
+            metadata.delete(v.get().key(), v.get().modRevision());
+            metadata.get(MetadataKeys.snapshotName(s.getName())).ifPresent(this::deleteQuietly);
+            pool.deleteSnapshot(snapshotId);
+            LOG.info("deleted snapshot {} name={}", snapshotId, s.getName());
+        } catch (IOException e) {
+            throw asStowage(e, "delete snapshot " + snapshotId);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public Optional<Snapshot> getSnapshot(String snapshotId) {
+        requireId("snapshot_id", snapshotId);
+        return metadata.get(MetadataKeys.snapshot(snapshotId))
+                .map(v -> MetadataProtos.toSnapshot(MetadataProtos.parseSnapshot(v.key(), v.value())));
+    }
+
+    @Override
+    public Page<Snapshot> listSnapshots(String sourceVolumeId, String snapshotId, int maxEntries,
+                                        String startingToken) {
+        List<Versioned> all = metadata.list(MetadataKeys.SNAPSHOTS);
+        List<Versioned> matching = new ArrayList<>();
+        for (Versioned v : all) {
+            SnapshotRecord s = MetadataProtos.parseSnapshot(v.key(), v.value());
+            if ((sourceVolumeId == null || sourceVolumeId.isEmpty() || s.getSourceVolumeId().equals(sourceVolumeId))
+                    && (snapshotId == null || snapshotId.isEmpty() || s.getId().equals(snapshotId))) {
+                matching.add(v);
+            }
+        }
+        return page(matching, MetadataKeys.SNAPSHOTS, SNAPSHOT_ID, maxEntries, startingToken,
+                v -> MetadataProtos.toSnapshot(MetadataProtos.parseSnapshot(v.key(), v.value())));
+    }
+
+    // ---- publication and attachment ----
+
+    @Override
+    public Volume publish(String volumeId, String nodeId, boolean readOnly) {
+        requireId("volume_id", volumeId);
+        requireName("node_id", nodeId);
+        lock.lock();
+        try {
+            Versioned v = requireVolume(volumeId);
+            if (!nodeExists(nodeId)) {
+                throw StowageException.notFound("node", nodeId);
+            }
+            VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
+            if (r.hasAttachment()) {
+                AttachmentRecord a = r.getAttachment();
+                if (!a.getNodeId().equals(nodeId)) {
+                    throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId
+                            + " is published on node " + a.getNodeId() + "; unpublish it there first");
+                }
+                if (a.getReadOnly() != readOnly) {
+                    throw new StowageException(ErrorCode.ALREADY_EXISTS, "readonly", "volume " + volumeId
+                            + " is already published on node " + nodeId + " with readonly=" + a.getReadOnly(), null);
+                }
+                return toVolume(r);
+            }
+            VolumeRecord updated = r.toBuilder()
+                    .setAttachment(AttachmentRecord.newBuilder().setNodeId(nodeId).setReadOnly(readOnly))
+                    .build();
+            metadata.put(v.key(), updated.toByteArray(), v.modRevision());
+            LOG.info("published volume {} on node {} readOnly={}", volumeId, nodeId, readOnly);
+            return toVolume(updated);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public void unpublish(String volumeId, String nodeId) {
+        requireId("volume_id", volumeId);
+        lock.lock();
+        try {
+            Optional<Versioned> v = metadata.get(MetadataKeys.volume(volumeId));
+            if (v.isEmpty()) {
+                throw StowageException.notFound("volume", volumeId);
+            }
+            VolumeRecord r = MetadataProtos.parseVolume(v.get().key(), v.get().value());
+            if (!r.hasAttachment() || (nodeId != null && !nodeId.isEmpty()
+                    && !r.getAttachment().getNodeId().equals(nodeId))) {
+                return;
+            }
+            if (attached.containsKey(volumeId)) {
+                throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId
+                        + " is still attached (staged) on node " + r.getAttachment().getNodeId()
+                        + "; unstage it first");
+            }
+            metadata.put(v.get().key(), r.toBuilder().clearAttachment().build().toByteArray(), v.get().modRevision());
+            LOG.info("unpublished volume {} from node {}", volumeId, r.getAttachment().getNodeId());
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    @Override
+    public Path attachDevice(String volumeId) {
+        requireId("volume_id", volumeId);
+        lock.lock();
+        try {
+            return attachLocked(volumeId);
+        } catch (IOException e) {
+            throw asStowage(e, "attach volume " + volumeId);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private Path attachLocked(String volumeId) throws IOException {
+        Attached existing = attached.get(volumeId);
+        if (existing != null) {
+            return existing.export().devicePath();
+        }
+        if (attached.size() >= config.maxVolumes()) {
+            throw new StowageException(ErrorCode.RESOURCE_EXHAUSTED, "node " + config.nodeId() + " already has "
+                    + attached.size() + " volumes attached, its maximum");
+        }
+        Versioned v = requireVolume(volumeId);
+        VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
+        if (r.hasAttachment() && !r.getAttachment().getNodeId().equals(config.nodeId())) {
+            throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId
+                    + " is published on node " + r.getAttachment().getNodeId() + ", not on " + config.nodeId());
+        }
+        // Take the volume: a new epoch, by compare-and-set, fences any earlier coordinator.
+        long epoch = r.getEpoch() + 1;
+        AttachmentRecord.Builder attachment = r.hasAttachment() ? r.getAttachment().toBuilder()
+                : AttachmentRecord.newBuilder().setNodeId(config.nodeId());
+        VolumeRecord taken = r.toBuilder().setEpoch(epoch).setAttachment(attachment.clearDevicePath()).build();
+        long revision = metadata.put(v.key(), taken.toByteArray(), v.modRevision());
+
+        ReplicaStore store = pool.open(volumeId).orElseThrow(() -> missingData(volumeId));
+        VolumeCoordinator coordinator = new VolumeCoordinator(volumeId, epoch, store);
+        Frontend.Export export;
+        try {
+            frontend.cleanupStale(volumeId);
+            export = frontend.export(volumeId, coordinator,
+                    new Frontend.ExportOptions(taken.getAttachment().getReadOnly(), true));
+        } catch (IOException | RuntimeException e) {
+            coordinator.close();
+            throw e;
+        }
+        attached.put(volumeId, new Attached(coordinator, export));
+        VolumeRecord done = taken.toBuilder()
+                .setAttachment(taken.getAttachment().toBuilder().setDevicePath(export.devicePath().toString()))
+                .build();
+        metadata.put(v.key(), done.toByteArray(), revision);
+        LOG.info("attached volume {} on node {} as {} (epoch {})", volumeId, config.nodeId(), export.devicePath(), epoch);
+        return export.devicePath();
+    }
+
+    @Override
+    public void detachDevice(String volumeId) {
+        requireId("volume_id", volumeId);
+        lock.lock();
+        try {
+            Attached a = attached.remove(volumeId);
+            if (a != null) {
+                closeAttached(volumeId, a);
+            }
+            updateRecord(volumeId, r -> r.hasAttachment()
+                    ? r.toBuilder().setAttachment(r.getAttachment().toBuilder().clearDevicePath()).build() : r);
+        } catch (IOException e) {
+            throw asStowage(e, "detach volume " + volumeId);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void closeAttached(String volumeId, Attached a) throws IOException {
+        IOException failure = null;
+        try {
+            a.export().close();
+        } catch (IOException e) {
+            failure = e;
+        }
+        try {
+            a.coordinator().close();
+        } catch (IOException e) {
+            if (failure == null) {
+                failure = e;
+            } else {
+                failure.addSuppressed(e);
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        LOG.info("detached volume {} from node {}", volumeId, config.nodeId());
+    }
+
+    @Override
+    public Capacity capacity(Map<String, String> topologySegments) {
+        String node = topologySegments.get("node");
+        if (node != null && !node.equals(config.nodeId())) {
+            return new Capacity(0, 0, ALIGNMENT);
+        }
+        String zone = topologySegments.get("zone");
+        if (zone != null && !zone.equals(config.labels().get("zone"))) {
+            return new Capacity(0, 0, ALIGNMENT);
+        }
+        String rack = topologySegments.get("rack");
+        if (rack != null && !rack.equals(config.labels().get("rack"))) {
+            return new Capacity(0, 0, ALIGNMENT);
+        }
+        long provisionable = provisionableBytes();
+        return new Capacity(provisionable, Math.min(provisionable, config.maxVolumeBytes()), ALIGNMENT);
+    }
+
+    @Override
+    public boolean nodeExists(String nodeId) {
+        return config.nodeId().equals(nodeId);
+    }
+
+    /** The coordinator of an attached volume, for tests and metrics. */
+    public Optional<VolumeCoordinator> coordinator(String volumeId) {
+        return Optional.ofNullable(attached.get(volumeId)).map(Attached::coordinator);
+    }
+
+    /** Detaches every volume (keeping their records, so that a restart attaches them again). */
+    @Override
+    public void close() {
+        lock.lock();
+        try {
+            ready = false;
+            for (Map.Entry<String, Attached> e : attached.entrySet()) {
+                try {
+                    closeAttached(e.getKey(), e.getValue());
+                } catch (IOException ex) {
+                    LOG.warn("volume {}: detaching on shutdown failed: {}", e.getKey(), ex.getMessage());
+                }
+            }
+            attached.clear();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    // ---- helpers ----
+
+    private long provisionableBytes() {
+        try {
+            long provisioned = 0;
+            for (Versioned v : metadata.list(MetadataKeys.VOLUMES)) {
+                provisioned += MetadataProtos.parseVolume(v.key(), v.value()).getSizeBytes();
+            }
+            long limit = (long) (pool.capacityBytes() * config.overprovisionRatio());
+            return Math.max(0, Math.min(limit - provisioned, (long) (pool.freeBytes() * config.overprovisionRatio())));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private <T> Page<T> page(List<Versioned> sorted, String prefix, Pattern idPattern, int maxEntries,
+                             String startingToken, java.util.function.Function<Versioned, T> convert) {
+        if (maxEntries < 0) {
+            throw StowageException.invalid("max_entries", "must not be negative");
+        }
+        String after = null;
+        if (startingToken != null && !startingToken.isEmpty()) {
+            if (!idPattern.matcher(startingToken).matches()) {
+                throw new StowageException(ErrorCode.ABORTED, "starting_token", "starting_token '"
+                        + startingToken + "' was not issued by this plugin", null);
+            }
+            after = startingToken;
+        }
+        List<T> items = new ArrayList<>();
+        String last = null;
+        boolean more = false;
+        for (Versioned v : sorted) {
+            String id = v.key().substring(prefix.length());
+            if (after != null && id.compareTo(after) <= 0) {
+                continue;
+            }
+            if (maxEntries > 0 && items.size() == maxEntries) {
+                more = true;
+                break;
+            }
+            items.add(convert.apply(v));
+            last = id;
+        }
+        return new Page<>(items, more ? last : "");
+    }
+
+    private Volume toVolume(VolumeRecord r) {
+        Volume.Condition condition = Volume.Condition.healthy();
+        if (!hasReplicaData(r.getId())) {
+            condition = new Volume.Condition(true, "replica data of volume " + r.getId() + " is missing on node "
+                    + config.nodeId());
+        }
+        return MetadataProtos.toVolume(r, condition);
+    }
+
+    private boolean hasReplicaData(String volumeId) {
+        try {
+            return pool.volumeIds().contains(volumeId);
+        } catch (IOException e) {
+            LOG.warn("cannot list the storage pool: {}", e.getMessage());
+            return false;
+        }
+    }
+
+    private void flushIfAttached(String volumeId) throws IOException {
+        Attached a = attached.get(volumeId);
+        if (a != null) {
+            a.coordinator().flush();
+        }
+    }
+
+    private Versioned requireVolume(String volumeId) {
+        return metadata.get(MetadataKeys.volume(volumeId)).orElseThrow(() -> StowageException.notFound("volume", volumeId));
+    }
+
+    private VolumeRecord requireVolumeRecord(String volumeId) {
+        Versioned v = requireVolume(volumeId);
+        return MetadataProtos.parseVolume(v.key(), v.value());
+    }
+
+    private void requireSnapshotRecord(String snapshotId) {
+        if (metadata.get(MetadataKeys.snapshot(snapshotId)).isEmpty()) {
+            throw StowageException.notFound("snapshot", snapshotId);
+        }
+    }
+
+    private void updateRecord(String volumeId, UnaryOperator<VolumeRecord> change) {
+        for (int attempt = 0; ; attempt++) {
+            Optional<Versioned> v = metadata.get(MetadataKeys.volume(volumeId));
+            if (v.isEmpty()) {
+                return;
+            }
+            VolumeRecord r = MetadataProtos.parseVolume(v.get().key(), v.get().value());
+            VolumeRecord updated = change.apply(r);
+            if (updated.equals(r)) {
+                return;
+            }
+            try {
+                metadata.put(v.get().key(), updated.toByteArray(), v.get().modRevision());
+                return;
+            } catch (RevisionMismatchException e) {
+                if (attempt >= 5) {
+                    throw e;
+                }
+            }
+        }
+    }
+
+    private void deleteQuietly(Versioned v) {
+        try {
+            metadata.delete(v.key(), v.modRevision());
+        } catch (RevisionMismatchException e) {
+            LOG.debug("{} changed while being removed: left as it is", v.key());
+        }
+    }
+
+    private StowageException missingData(String volumeId) {
+        return new StowageException(ErrorCode.INTERNAL, "replica data of volume " + volumeId
+                + " is missing on node " + config.nodeId());
+    }
+
+    private static String requireName(String field, String name) {
+        if (name == null || name.isEmpty()) {
+            throw StowageException.invalid(field, "is required");
+        }
+        if (name.length() > MAX_NAME_LENGTH) {
+            throw StowageException.invalid(field, "is longer than " + MAX_NAME_LENGTH + " characters");
+        }
+        return name;
+    }
+
+    private static void requireId(String field, String id) {
+        if (id == null || id.isEmpty()) {
+            throw StowageException.invalid(field, "is required");
+        }
+    }
+
+    private static StowageException asStowage(Exception e, String what) {
+        if (e instanceof StowageException se) {
+            return se;
+        }
+        if (e instanceof RevisionMismatchException rm) {
+            return new StowageException(ErrorCode.ABORTED, null, what + ": metadata changed concurrently ("
+                    + rm.getMessage() + "); retry", rm);
+        }
+        return new StowageException(ErrorCode.INTERNAL, null, what + ": " + e.getMessage(), e);
+    }
+}
