@@ -1,0 +1,157 @@
+package dev.stowage.launcher;
+
+import java.net.InetAddress;
+import java.net.URI;
+import java.net.UnknownHostException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The options of {@code stowage node}, parsed and validated before anything starts: a bad value
+ * stops the node with one line naming the option. {@link #describe()} is logged at start-up so the
+ * effective configuration is on record.
+ */
+public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<String, String> labels,
+                          List<URI> etcdEndpoints, int maxVolumes, int fuseThreads, boolean csiController,
+                          boolean csiNode) {
+
+    static final String USAGE = """
+            usage: stowage node --data-dir DIR [options]
+              --data-dir DIR            where the storage pool and (without etcd) the metadata live (required)
+              --csi-endpoint URI        CSI socket, unix:///ABS/PATH (default unix://DIR/csi.sock)
+              --node-id ID              this node's id (default: the host name)
+              --zone Z, --rack R        topology labels of this node
+              --etcd URL[,URL...]       keep metadata in etcd instead of the embedded store
+              --max-volumes N           volumes this node attaches at most (default 64)
+              --fuse-threads N          FUSE server threads per attached volume (default 4)
+              --csi-services LIST       controller,node (default both)
+            """;
+
+    /** Parses {@code args} (after the word "node"). */
+    public static NodeOptions parse(List<String> args) {
+        Map<String, String> values = new LinkedHashMap<>();
+        for (int i = 0; i < args.size(); i++) {
+            String arg = args.get(i);
+            if (!arg.startsWith("--")) {
+                throw new IllegalArgumentException("unexpected argument '" + arg + "'");
+            }
+            String key;
+            String value;
+            int eq = arg.indexOf('=');
+            if (eq > 0) {
+                key = arg.substring(2, eq);
+                value = arg.substring(eq + 1);
+            } else {
+                key = arg.substring(2);
+                if (i + 1 >= args.size()) {
+                    throw new IllegalArgumentException("--" + key + " needs a value");
+                }
+                value = args.get(++i);
+            }
+            if (!List.of("data-dir", "csi-endpoint", "node-id", "zone", "rack", "etcd", "max-volumes",
+                    "fuse-threads", "csi-services").contains(key)) {
+                throw new IllegalArgumentException("unknown option --" + key);
+            }
+            if (values.put(key, value) != null) {
+                throw new IllegalArgumentException("--" + key + " given twice");
+            }
+        }
+        String dataDirText = values.get("data-dir");
+        if (dataDirText == null || dataDirText.isBlank()) {
+            throw new IllegalArgumentException("--data-dir is required");
+        }
+        Path dataDir = Path.of(dataDirText).toAbsolutePath().normalize();
+        Path socket = values.containsKey("csi-endpoint") ? parseEndpoint(values.get("csi-endpoint"))
+                : dataDir.resolve("csi.sock");
+        String nodeId = values.getOrDefault("node-id", hostName());
+        if (!nodeId.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,62}")) {
+            throw new IllegalArgumentException("--node-id '" + nodeId + "' must be 1-63 letters, digits, '.', '_' or '-'");
+        }
+        Map<String, String> labels = new LinkedHashMap<>();
+        for (String label : List.of("zone", "rack")) {
+            String v = values.get(label);
+            if (v != null) {
+                if (!v.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,62}")) {
+                    throw new IllegalArgumentException("--" + label + " '" + v + "' must be 1-63 letters, digits, '.', '_' or '-'");
+                }
+                labels.put(label, v);
+            }
+        }
+        List<URI> etcd = new ArrayList<>();
+        if (values.containsKey("etcd")) {
+            for (String u : values.get("etcd").split(",")) {
+                URI uri = URI.create(u.trim());
+                if (!"http".equals(uri.getScheme()) && !"https".equals(uri.getScheme()) || uri.getHost() == null) {
+                    throw new IllegalArgumentException("--etcd '" + u + "' is not an http(s)://HOST:PORT URL");
+                }
+                etcd.add(uri);
+            }
+        }
+        int maxVolumes = parseInt(values, "max-volumes", 64, 1, 4096);
+        int fuseThreads = parseInt(values, "fuse-threads", 4, 1, 64);
+        String services = values.getOrDefault("csi-services", "controller,node");
+        boolean controller = false;
+        boolean node = false;
+        for (String s : services.split(",")) {
+            switch (s.trim()) {
+                case "controller" -> controller = true;
+                case "node" -> node = true;
+                default -> throw new IllegalArgumentException("--csi-services: unknown service '" + s + "'");
+            }
+        }
+        return new NodeOptions(dataDir, socket, nodeId, Map.copyOf(labels), List.copyOf(etcd), maxVolumes,
+                fuseThreads, controller, node);
+    }
+
+    /** Accepts unix:///abs/path, unix:/abs/path and /abs/path. */
+    static Path parseEndpoint(String endpoint) {
+        String path;
+        if (endpoint.startsWith("unix://")) {
+            path = endpoint.substring("unix://".length());
+        } else if (endpoint.startsWith("unix:")) {
+            path = endpoint.substring("unix:".length());
+        } else {
+            path = endpoint;
+        }
+        if (!path.startsWith("/")) {
+            throw new IllegalArgumentException("--csi-endpoint '" + endpoint + "' must be unix:///ABSOLUTE/PATH");
+        }
+        return Path.of(path).normalize();
+    }
+
+    private static int parseInt(Map<String, String> values, String key, int dflt, int min, int max) {
+        String v = values.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            int n = Integer.parseInt(v.trim());
+            if (n < min || n > max) {
+                throw new IllegalArgumentException("--" + key + " " + n + " is outside " + min + ".." + max);
+            }
+            return n;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--" + key + " '" + v + "' is not a whole number");
+        }
+    }
+
+    private static String hostName() {
+        try {
+            return InetAddress.getLocalHost().getHostName().split("\\.")[0];
+        } catch (UnknownHostException e) {
+            return "localhost";
+        }
+    }
+
+    /** One line with every effective value, for the start-up log. */
+    public String describe() {
+        return "data-dir=" + dataDir + " csi-endpoint=unix://" + csiSocket + " node-id=" + nodeId + " labels=" + labels
+                + " metadata=" + (etcdEndpoints.isEmpty() ? "embedded" : "etcd " + etcdEndpoints)
+                + " max-volumes=" + maxVolumes + " fuse-threads=" + fuseThreads
+                + " csi-services=" + (csiController ? "controller" : "") + (csiController && csiNode ? "," : "")
+                + (csiNode ? "node" : "");
+    }
+}
