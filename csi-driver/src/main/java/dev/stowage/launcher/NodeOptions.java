@@ -67,8 +67,8 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
         Path socket = values.containsKey("csi-endpoint") ? parseEndpoint(values.get("csi-endpoint"))
                 : dataDir.resolve("csi.sock");
         String nodeId = values.getOrDefault("node-id", hostName());
-        if (!nodeId.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,62}")) {
-            throw new IllegalArgumentException("--node-id '" + nodeId + "' must be 1-63 letters, digits, '.', '_' or '-'");
+        if (!nodeId.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,252}")) {
+            throw new IllegalArgumentException("--node-id '" + nodeId + "' must be 1-253 letters, digits, '.', '_' or '-'");
         }
         Map<String, String> labels = new LinkedHashMap<>();
         for (String label : List.of("zone", "rack")) {

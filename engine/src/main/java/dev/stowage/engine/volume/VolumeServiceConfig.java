@@ -17,8 +17,8 @@ public record VolumeServiceConfig(String nodeId, Map<String, String> labels, int
     public static final long GIB = 1L << 30;
 
     public VolumeServiceConfig {
-        if (nodeId == null || !nodeId.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,62}")) {
-            throw new IllegalArgumentException("node id '" + nodeId + "' must be 1-63 letters, digits, '.', '_' or '-'");
+        if (nodeId == null || !nodeId.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,252}")) {
+            throw new IllegalArgumentException("node id '" + nodeId + "' must be 1-253 letters, digits, '.', '_' or '-'");
         }
         labels = Map.copyOf(labels);
         if (maxVolumes < 1) {
