@@ -122,7 +122,8 @@ final class PoolManifest {
             b.append("snapshot ").append(s.id()).append(' ').append(s.layerId()).append(' ').append(s.sizeBytes())
                     .append(' ').append(s.sourceVolumeId()).append('\n');
         }
-        b.append("crc32c ").append(String.format("%08x", crc(b.toString()))).append('\n');
+        int crc = crc(b.toString());
+        b.append("crc32c ").append(String.format("%08x", crc)).append('\n');
         return b.toString();
     }
 
