@@ -145,6 +145,10 @@ class SnapshotAndCloneTest {
         assertArrayEquals(pattern(2, BS), read(pool.createFromSnapshot("s2", "x", 4 * MIB), 0, BS));
         pool.delete("x");
         pool.deleteSnapshot("s2");
+        Layer cHead = ((LayeredReplicaStore) volume("c")).head();
+        assertEquals(Set.of(cHead.id, cHead.parent.id), pool.layerIds(), "only the clone's chain is left");
+        assertEquals(Set.of(cHead.id + ".data", cHead.id + ".crc", cHead.parent.id + ".data",
+                cHead.parent.id + ".crc"), layerFiles(dir), "the volume's and s2's layer files are removed");
         assertArrayEquals(pattern(1, BS), read(volume("c"), 0, BS), "s1's layer lives on under the clone");
         pool.delete("c");
         assertEquals(Set.of(), layerFiles(dir), "no layer file outlives its last reference");
