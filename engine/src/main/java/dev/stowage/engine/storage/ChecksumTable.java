@@ -1,0 +1,205 @@
+package dev.stowage.engine.storage;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.lang.reflect.Method;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.MappedByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * The per-block crc32c table of one layer: a sparse file of one 8-byte entry per 4 KiB block,
+ * memory-mapped lazily in 64 MiB chunks. An all-zero entry means "this layer holds no data for
+ * the block" (so the unwritten part of the file, a hole, costs nothing).
+ *
+ * <p>Entry layout (little endian long): low 32 bits the crc32c of the block's current content;
+ * high 32 bits a word whose bit 0 ({@link #PRESENT}) marks the entry as written, bit 1
+ * ({@link #HAS_PREVIOUS}) says the layer held content before the last write, and bits 2..31
+ * keep the upper 30 bits of that previous content's crc32c. The previous crc lets a reader tell
+ * a write torn by a crash (table updated, data not yet) from corruption; 30 bits are plenty for
+ * that and leave room for the flags, which make a crc of 0 representable.
+ *
+ * <p>Threading: {@link #get} and {@link #put} are safe from any thread (aligned 8-byte accesses
+ * on a shared mapping); callers serialise updates of one entry. Durability: {@link #force}.
+ */
+final class ChecksumTable implements Closeable {
+    static final long ABSENT = 0L;
+    static final int PRESENT = 1;
+    static final int HAS_PREVIOUS = 2;
+    private static final int PREVIOUS_MASK = ~3;
+
+    private static final int CHUNK_SHIFT = 26;                    // 64 MiB mappings
+    private static final long CHUNK_BYTES = 1L << CHUNK_SHIFT;
+    private static final int ENTRY_SHIFT = 3;                      // 8 bytes per entry
+    private static final int ENTRIES_SHIFT = CHUNK_SHIFT - ENTRY_SHIFT;
+    private static final long ENTRY_MASK = (1L << ENTRIES_SHIFT) - 1;
+
+    private final Path path;
+    private final FileChannel channel;
+    private final Object mapLock = new Object();
+    private volatile MappedByteBuffer[] chunks = new MappedByteBuffer[0];
+    /** Length of the file; only this object extends it (by mapping), so it is cached. */
+    private volatile long fileLength;
+    private volatile boolean closed;
+
+    ChecksumTable(Path path, FileChannel channel) throws IOException {
+        this.path = path;
+        this.channel = channel;
+        this.fileLength = channel.size();
+    }
+
+    Path path() {
+        return path;
+    }
+
+    // ---- entry encoding ----
+
+    static long encode(int crc, long previousEntry) {
+        int high = PRESENT;
+        if ((int) (previousEntry >>> 32 & PRESENT) != 0) {
+            high |= HAS_PREVIOUS | (current(previousEntry) & PREVIOUS_MASK);
+        }
+        return ((long) high << 32) | (crc & 0xffffffffL);
+    }
+
+    static long encodeClean(int crc) {
+        return ((long) PRESENT << 32) | (crc & 0xffffffffL);
+    }
+
+    static boolean present(long entry) {
+        return (entry >>> 32 & PRESENT) != 0;
+    }
+
+    static int current(long entry) {
+        return (int) entry;
+    }
+
+    static boolean hasPrevious(long entry) {
+        return (entry >>> 32 & HAS_PREVIOUS) != 0;
+    }
+
+    /** Whether {@code crc} is (as far as the kept 30 bits tell) the crc of the previous content. */
+    static boolean previousMatches(long entry, int crc) {
+        int high = (int) (entry >>> 32);
+        return (high & HAS_PREVIOUS) != 0 && (high & PREVIOUS_MASK) == (crc & PREVIOUS_MASK);
+    }
+
+    // ---- access ----
+
+    /** The entry of {@code block}, {@link #ABSENT} if none was written. Never extends the file. */
+    long get(long block) throws IOException {
+        int c = (int) (block >>> ENTRIES_SHIFT);
+        MappedByteBuffer[] cs = chunks;
+        MappedByteBuffer m = c < cs.length ? cs[c] : null;
+        if (m == null) {
+            if ((long) c << CHUNK_SHIFT >= fileLength) {
+                return ABSENT;
+            }
+            m = map(c);
+        }
+        return m.getLong((int) ((block & ENTRY_MASK) << ENTRY_SHIFT));
+    }
+
+    void put(long block, long entry) throws IOException {
+        int c = (int) (block >>> ENTRIES_SHIFT);
+        MappedByteBuffer[] cs = chunks;
+        MappedByteBuffer m = c < cs.length ? cs[c] : null;
+        if (m == null) {
+            m = map(c);
+        }
+        m.putLong((int) ((block & ENTRY_MASK) << ENTRY_SHIFT), entry);
+    }
+
+    private MappedByteBuffer map(int c) throws IOException {
+        synchronized (mapLock) {
+            if (closed) {
+                throw new IOException("checksum table " + path + " is closed");
+            }
+            MappedByteBuffer[] cs = chunks;
+            if (c < cs.length && cs[c] != null) {
+                return cs[c];
+            }
+            long start = (long) c << CHUNK_SHIFT;
+            MappedByteBuffer m = channel.map(FileChannel.MapMode.READ_WRITE, start, CHUNK_BYTES);
+            m.order(ByteOrder.LITTLE_ENDIAN);
+            MappedByteBuffer[] grown = c < cs.length ? cs.clone() : Arrays.copyOf(cs, c + 1);
+            grown[c] = m;
+            fileLength = Math.max(fileLength, start + CHUNK_BYTES);
+            chunks = grown;
+            return m;
+        }
+    }
+
+    /** Writes every mapped chunk's dirty pages to disk. */
+    void force() {
+        for (MappedByteBuffer m : chunks) {
+            if (m != null) {
+                m.force();
+            }
+        }
+    }
+
+    /**
+     * Unmaps and closes. The caller guarantees that no thread uses this table any more: an access
+     * to an unmapped chunk would crash the JVM, which is why only the pool (after quiescing every
+     * reader) closes tables.
+     */
+    @Override
+    public void close() throws IOException {
+        MappedByteBuffer[] cs;
+        synchronized (mapLock) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            cs = chunks;
+            chunks = new MappedByteBuffer[0];
+        }
+        try {
+            for (MappedByteBuffer m : cs) {
+                if (m != null) {
+                    Unmapper.unmap(m);
+                }
+            }
+        } finally {
+            channel.close();
+        }
+    }
+
+    /** Releases mappings at once instead of at garbage collection, where the JDK allows it. */
+    private static final class Unmapper {
+        private static final Object UNSAFE;
+        private static final Method INVOKE_CLEANER;
+
+        static {
+            Object unsafe = null;
+            Method invoke = null;
+            try {
+                Class<?> c = Class.forName("sun.misc.Unsafe");
+                var f = c.getDeclaredField("theUnsafe");
+                f.setAccessible(true);
+                unsafe = f.get(null);
+                invoke = c.getMethod("invokeCleaner", ByteBuffer.class);
+            } catch (ReflectiveOperationException | RuntimeException e) {
+                unsafe = null;
+                invoke = null;
+            }
+            UNSAFE = unsafe;
+            INVOKE_CLEANER = invoke;
+        }
+
+        static void unmap(MappedByteBuffer m) {
+            if (INVOKE_CLEANER == null) {
+                return; // released when the buffer is garbage collected
+            }
+            try {
+                INVOKE_CLEANER.invoke(UNSAFE, m);
+            } catch (ReflectiveOperationException | RuntimeException e) {
+                // fall back to release at garbage collection
+            }
+        }
+    }
+}

@@ -1,0 +1,532 @@
+package dev.stowage.engine.storage;
+
+import dev.stowage.engine.storage.PoolManifest.SnapshotRecord;
+import dev.stowage.engine.storage.PoolManifest.VolumeRecord;
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileStore;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A {@link StoragePool} in one directory of a local file system:
+ * <pre>
+ * dataDir/manifest          structure (see {@link PoolManifest}), replaced atomically
+ * dataDir/lock              held (flock) while a process has the pool open
+ * dataDir/layers/L*.data    sparse block data of each layer
+ * dataDir/layers/L*.crc     sparse crc32c table of each layer
+ * </pre>
+ *
+ * <p>Every structural change creates its new layer files first (and fsyncs the directory), then
+ * commits the manifest; only a committed manifest makes them part of the pool. Opening the pool
+ * removes layer files the manifest does not name, so a crash midway leaves nothing half-made.
+ * Layers are reference-counted through the manifest: a layer lives while a volume's head, a
+ * snapshot or a child layer references it.
+ *
+ * <p>Threading: thread-safe; structural operations are serialised by the pool's monitor and wait
+ * for the I/O in flight on the volume they change. I/O on the stores never takes the pool's lock.
+ *
+ * <p>Errors: bad ids or sizes throw {@link IllegalArgumentException} naming the parameter; a
+ * missing volume or snapshot {@link NoSuchFileException}; an existing one {@link FileAlreadyExistsException}.
+ */
+public final class FileStoragePool implements StoragePool {
+    private static final Logger LOG = LoggerFactory.getLogger(FileStoragePool.class);
+    static final String LAYERS_DIR = "layers";
+
+    private final Path dataDir;
+    private final Path layersDir;
+    private final PoolManifest.CommitHook hook;
+    private final FileChannel lockChannel;
+    private final FileLock lock;
+    private final Map<String, Layer> layers = new HashMap<>();
+    private final Map<String, LayeredReplicaStore> stores = new HashMap<>();
+    private PoolManifest manifest;
+    private boolean closed;
+
+    private FileStoragePool(Path dataDir, PoolManifest.CommitHook hook, FileChannel lockChannel, FileLock lock) {
+        this.dataDir = dataDir;
+        this.layersDir = dataDir.resolve(LAYERS_DIR);
+        this.hook = hook;
+        this.lockChannel = lockChannel;
+        this.lock = lock;
+    }
+
+    /**
+     * Opens the pool in {@code dataDir}, creating the directory layout if absent and recovering
+     * from a crash: a leftover temporary manifest and layer files the manifest does not name are
+     * removed. Fails if another process (or another open pool in this JVM) has the directory.
+     */
+    public static FileStoragePool open(Path dataDir) throws IOException {
+        return open(dataDir, PoolManifest.CommitHook.NONE);
+    }
+
+    static FileStoragePool open(Path dataDir, PoolManifest.CommitHook hook) throws IOException {
+        if (dataDir == null) {
+            throw new IllegalArgumentException("dataDir must not be null");
+        }
+        Path dir = dataDir.toAbsolutePath().normalize();
+        Files.createDirectories(dir.resolve(LAYERS_DIR));
+        FileChannel lockChannel = FileChannel.open(dir.resolve("lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        FileLock lock;
+        try {
+            lock = lockChannel.tryLock();
+        } catch (OverlappingFileLockException e) {
+            lock = null;
+        }
+        if (lock == null) {
+            lockChannel.close();
+            throw new IOException("storage pool " + dir + " is already open");
+        }
+        FileStoragePool pool = new FileStoragePool(dir, hook, lockChannel, lock);
+        try {
+            pool.recover();
+            return pool;
+        } catch (IOException | RuntimeException e) {
+            try {
+                pool.close();
+            } catch (IOException | RuntimeException suppressed) {
+                e.addSuppressed(suppressed);
+            }
+            throw e;
+        }
+    }
+
+    private void recover() throws IOException {
+        Files.deleteIfExists(dataDir.resolve(PoolManifest.TEMP_NAME));
+        Path file = dataDir.resolve(PoolManifest.FILE_NAME);
+        PoolManifest m;
+        if (Files.exists(file)) {
+            m = PoolManifest.read(file);
+            List<String> unreferenced = m.collectGarbage();
+            if (!unreferenced.isEmpty()) {
+                LOG.warn("pool {}: dropping unreferenced layers {}", dataDir, unreferenced);
+                m.write(dataDir, PoolManifest.CommitHook.NONE);
+            }
+        } else {
+            m = new PoolManifest();
+            m.write(dataDir, PoolManifest.CommitHook.NONE);
+        }
+        removeOrphans(m);
+        for (String id : m.layers.keySet()) {
+            openLayer(m, id);
+        }
+        manifest = m;
+        for (VolumeRecord v : m.volumes.values()) {
+            stores.put(v.id(), newStore(v.id(), layers.get(v.layerId()), v.sizeBytes()));
+        }
+        LOG.info("pool {} open: {} volumes, {} snapshots, {} layers", dataDir, m.volumes.size(),
+                m.snapshots.size(), m.layers.size());
+    }
+
+    private Layer openLayer(PoolManifest m, String id) throws IOException {
+        Layer l = layers.get(id);
+        if (l == null) {
+            String parentId = m.layers.get(id).parentId();
+            Layer parent = parentId == null ? null : openLayer(m, parentId);
+            l = Layer.open(layersDir, id, parent);
+            layers.put(id, l);
+        }
+        return l;
+    }
+
+    private void removeOrphans(PoolManifest m) throws IOException {
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(layersDir)) {
+            for (Path f : files) {
+                String name = f.getFileName().toString();
+                int dot = name.lastIndexOf('.');
+                String suffix = dot < 0 ? "" : name.substring(dot);
+                if (!suffix.equals(Layer.DATA_SUFFIX) && !suffix.equals(Layer.CRC_SUFFIX)) {
+                    LOG.warn("pool {}: ignoring unknown file {}", dataDir, f);
+                } else if (!m.layers.containsKey(name.substring(0, dot))) {
+                    LOG.info("pool {}: removing orphan layer file {}", dataDir, name);
+                    Files.delete(f);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- volumes
+
+    @Override
+    public synchronized ReplicaStore create(String volumeId, long sizeBytes) throws IOException {
+        StorageIds.requireId("volumeId", volumeId);
+        StorageIds.requireSize("sizeBytes", sizeBytes);
+        ensureOpen();
+        requireNoVolume(volumeId);
+        PoolManifest next = manifest.copy();
+        String layerId = next.addLayer(null);
+        next.volumes.put(volumeId, new VolumeRecord(volumeId, layerId, sizeBytes));
+        Layer layer = newLayer(layerId, null);
+        commit(next, List.of(layer));
+        LayeredReplicaStore store = newStore(volumeId, layer, sizeBytes);
+        stores.put(volumeId, store);
+        LOG.info("volume {} created: {} bytes, layer {}", volumeId, sizeBytes, layerId);
+        return store;
+    }
+
+    @Override
+    public synchronized ReplicaStore createFromSnapshot(String snapshotId, String volumeId, long sizeBytes)
+            throws IOException {
+        StorageIds.requireId("snapshotId", snapshotId);
+        StorageIds.requireId("volumeId", volumeId);
+        StorageIds.requireSize("sizeBytes", sizeBytes);
+        ensureOpen();
+        SnapshotRecord snap = requireSnapshot(snapshotId);
+        requireNoVolume(volumeId);
+        if (sizeBytes < snap.sizeBytes()) {
+            throw new IllegalArgumentException("sizeBytes " + sizeBytes + " is smaller than the size "
+                    + snap.sizeBytes() + " of snapshot " + snapshotId);
+        }
+        PoolManifest next = manifest.copy();
+        String layerId = next.addLayer(snap.layerId());
+        next.volumes.put(volumeId, new VolumeRecord(volumeId, layerId, sizeBytes));
+        Layer layer = newLayer(layerId, layers.get(snap.layerId()));
+        commit(next, List.of(layer));
+        LayeredReplicaStore store = newStore(volumeId, layer, sizeBytes);
+        stores.put(volumeId, store);
+        LOG.info("volume {} created from snapshot {}: {} bytes, layer {}", volumeId, snapshotId, sizeBytes, layerId);
+        return store;
+    }
+
+    @Override
+    public synchronized ReplicaStore cloneVolume(String sourceVolumeId, String volumeId, long sizeBytes)
+            throws IOException {
+        StorageIds.requireId("sourceVolumeId", sourceVolumeId);
+        StorageIds.requireId("volumeId", volumeId);
+        StorageIds.requireSize("sizeBytes", sizeBytes);
+        ensureOpen();
+        VolumeRecord source = requireVolume(sourceVolumeId);
+        requireNoVolume(volumeId);
+        if (sizeBytes < source.sizeBytes()) {
+            throw new IllegalArgumentException("sizeBytes " + sizeBytes + " is smaller than the size "
+                    + source.sizeBytes() + " of source volume " + sourceVolumeId);
+        }
+        LayeredReplicaStore sourceStore = stores.get(sourceVolumeId);
+        long stamp = sourceStore.lockStructure();
+        try {
+            Layer frozen = sourceStore.head();
+            frozen.force();
+            PoolManifest next = manifest.copy();
+            String sourceHeadId = next.addLayer(frozen.id);
+            String cloneHeadId = next.addLayer(frozen.id);
+            next.volumes.put(sourceVolumeId, new VolumeRecord(sourceVolumeId, sourceHeadId, source.sizeBytes()));
+            next.volumes.put(volumeId, new VolumeRecord(volumeId, cloneHeadId, sizeBytes));
+            Layer sourceHead = newLayer(sourceHeadId, frozen);
+            Layer cloneHead;
+            try {
+                cloneHead = newLayer(cloneHeadId, frozen);
+            } catch (IOException | RuntimeException e) {
+                sourceHead.closeAndDelete();
+                throw e;
+            }
+            commit(next, List.of(sourceHead, cloneHead));
+            sourceStore.setHead(sourceHead);
+            LayeredReplicaStore store = newStore(volumeId, cloneHead, sizeBytes);
+            stores.put(volumeId, store);
+            LOG.info("volume {} cloned from {}: {} bytes, layer {} frozen", volumeId, sourceVolumeId, sizeBytes,
+                    frozen.id);
+            return store;
+        } finally {
+            sourceStore.unlockStructure(stamp);
+        }
+    }
+
+    @Override
+    public synchronized Optional<ReplicaStore> open(String volumeId) throws IOException {
+        StorageIds.requireId("volumeId", volumeId);
+        ensureOpen();
+        return Optional.ofNullable(stores.get(volumeId));
+    }
+
+    @Override
+    public synchronized void delete(String volumeId) throws IOException {
+        StorageIds.requireId("volumeId", volumeId);
+        ensureOpen();
+        LayeredReplicaStore store = stores.get(volumeId);
+        if (store == null) {
+            return;
+        }
+        long stamp = store.lockStructure();
+        try {
+            PoolManifest next = manifest.copy();
+            next.volumes.remove(volumeId);
+            List<String> freed = next.collectGarbage();
+            commit(next, List.of());
+            store.markClosed("the volume was deleted");
+            stores.remove(volumeId);
+            deleteLayers(freed);
+            LOG.info("volume {} deleted, layers freed: {}", volumeId, freed);
+        } finally {
+            store.unlockStructure(stamp);
+        }
+    }
+
+    /** Persists a store's new size; called by {@link LayeredReplicaStore#resize}. */
+    private synchronized void resize(LayeredReplicaStore store, long newSizeBytes) throws IOException {
+        ensureOpen();
+        VolumeRecord v = manifest.volumes.get(store.volumeId());
+        if (v == null || stores.get(store.volumeId()) != store) {
+            throw new IOException("volume " + store.volumeId() + " was deleted");
+        }
+        if (newSizeBytes < v.sizeBytes()) {
+            throw new IllegalArgumentException("newSizeBytes " + newSizeBytes + " is smaller than the size "
+                    + v.sizeBytes() + " of volume " + v.id() + ": shrinking is not supported");
+        }
+        PoolManifest next = manifest.copy();
+        next.volumes.put(v.id(), new VolumeRecord(v.id(), v.layerId(), newSizeBytes));
+        commit(next, List.of());
+        store.setSize(newSizeBytes);
+        LOG.info("volume {} resized: {} -> {} bytes", v.id(), v.sizeBytes(), newSizeBytes);
+    }
+
+    @Override
+    public synchronized Set<String> volumeIds() throws IOException {
+        ensureOpen();
+        return Set.copyOf(manifest.volumes.keySet());
+    }
+
+    // ---------------------------------------------------------------- snapshots
+
+    @Override
+    public synchronized void snapshot(String volumeId, String snapshotId) throws IOException {
+        StorageIds.requireId("volumeId", volumeId);
+        StorageIds.requireId("snapshotId", snapshotId);
+        ensureOpen();
+        VolumeRecord v = requireVolume(volumeId);
+        if (manifest.snapshots.containsKey(snapshotId)) {
+            throw new FileAlreadyExistsException("snapshot " + snapshotId);
+        }
+        LayeredReplicaStore store = stores.get(volumeId);
+        long stamp = store.lockStructure();
+        try {
+            Layer frozen = store.head();
+            frozen.force();
+            PoolManifest next = manifest.copy();
+            String headId = next.addLayer(frozen.id);
+            next.volumes.put(volumeId, new VolumeRecord(volumeId, headId, v.sizeBytes()));
+            next.snapshots.put(snapshotId, new SnapshotRecord(snapshotId, frozen.id, v.sizeBytes(), volumeId));
+            Layer newHead = newLayer(headId, frozen);
+            commit(next, List.of(newHead));
+            store.setHead(newHead);
+            LOG.info("snapshot {} of volume {} taken: layer {} frozen, new head {}", snapshotId, volumeId,
+                    frozen.id, headId);
+        } finally {
+            store.unlockStructure(stamp);
+        }
+    }
+
+    @Override
+    public synchronized void deleteSnapshot(String snapshotId) throws IOException {
+        StorageIds.requireId("snapshotId", snapshotId);
+        ensureOpen();
+        if (!manifest.snapshots.containsKey(snapshotId)) {
+            return;
+        }
+        PoolManifest next = manifest.copy();
+        next.snapshots.remove(snapshotId);
+        List<String> freed = next.collectGarbage();
+        commit(next, List.of());
+        deleteLayers(freed);
+        LOG.info("snapshot {} deleted, layers freed: {}", snapshotId, freed);
+    }
+
+    @Override
+    public synchronized boolean snapshotExists(String snapshotId) {
+        StorageIds.requireId("snapshotId", snapshotId);
+        return !closed && manifest.snapshots.containsKey(snapshotId);
+    }
+
+    @Override
+    public synchronized long snapshotSizeBytes(String snapshotId) throws IOException {
+        StorageIds.requireId("snapshotId", snapshotId);
+        ensureOpen();
+        return requireSnapshot(snapshotId).sizeBytes();
+    }
+
+    /** The volume a snapshot was taken of, as recorded at snapshot time. */
+    public synchronized String snapshotSourceVolumeId(String snapshotId) throws IOException {
+        StorageIds.requireId("snapshotId", snapshotId);
+        ensureOpen();
+        return requireSnapshot(snapshotId).sourceVolumeId();
+    }
+
+    // ---------------------------------------------------------------- capacity and lifecycle
+
+    @Override
+    public long freeBytes() throws IOException {
+        return fileStore().getUsableSpace();
+    }
+
+    @Override
+    public long capacityBytes() throws IOException {
+        return fileStore().getTotalSpace();
+    }
+
+    private FileStore fileStore() throws IOException {
+        return Files.getFileStore(dataDir);
+    }
+
+    public Path dataDir() {
+        return dataDir;
+    }
+
+    /**
+     * Makes every volume's writes durable, closes every store (their later I/O fails) and layer,
+     * and releases the directory. Idempotent.
+     */
+    @Override
+    public synchronized void close() throws IOException {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        IOException failure = null;
+        for (LayeredReplicaStore store : stores.values()) {
+            long stamp = store.lockStructure();
+            try {
+                store.head().force();
+            } catch (IOException e) {
+                failure = addFailure(failure, e);
+            } finally {
+                store.markClosed("the storage pool was closed");
+                store.unlockStructure(stamp);
+            }
+        }
+        stores.clear();
+        for (Layer l : layers.values()) {
+            try {
+                l.close();
+            } catch (IOException e) {
+                failure = addFailure(failure, e);
+            }
+        }
+        layers.clear();
+        try {
+            lock.release();
+        } finally {
+            lockChannel.close();
+        }
+        if (failure != null) {
+            throw failure;
+        }
+        LOG.info("pool {} closed", dataDir);
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private LayeredReplicaStore newStore(String volumeId, Layer head, long sizeBytes) {
+        return new LayeredReplicaStore(volumeId, head, sizeBytes, this::resize);
+    }
+
+    private Layer newLayer(String id, Layer parent) throws IOException {
+        return Layer.create(layersDir, id, parent);
+    }
+
+    /**
+     * Makes {@code next} the pool's structure: the new layers' directory entries are made durable,
+     * then the manifest is replaced. On failure the new layers are removed and nothing changes
+     * (beyond never reusing their ids).
+     */
+    private void commit(PoolManifest next, List<Layer> newLayers) throws IOException {
+        try {
+            if (!newLayers.isEmpty()) {
+                PoolManifest.fsyncDirectory(layersDir);
+            }
+            next.write(dataDir, hook);
+        } catch (IOException | RuntimeException e) {
+            manifest.nextLayer = Math.max(manifest.nextLayer, next.nextLayer);
+            for (Layer l : newLayers) {
+                try {
+                    l.closeAndDelete();
+                } catch (IOException | RuntimeException suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            throw e;
+        }
+        manifest = next;
+        for (Layer l : newLayers) {
+            layers.put(l.id, l);
+        }
+    }
+
+    private void deleteLayers(List<String> ids) {
+        for (String id : ids) {
+            Layer l = layers.remove(id);
+            if (l != null) {
+                try {
+                    l.closeAndDelete();
+                } catch (IOException | RuntimeException e) {
+                    LOG.warn("pool {}: layer {} is no longer referenced but its files could not be removed"
+                            + " (they are removed at the next open): {}", dataDir, id, e.toString());
+                }
+            }
+        }
+    }
+
+    private VolumeRecord requireVolume(String volumeId) throws NoSuchFileException {
+        VolumeRecord v = manifest.volumes.get(volumeId);
+        if (v == null) {
+            throw new NoSuchFileException("volume " + volumeId);
+        }
+        return v;
+    }
+
+    private void requireNoVolume(String volumeId) throws FileAlreadyExistsException {
+        if (manifest.volumes.containsKey(volumeId)) {
+            throw new FileAlreadyExistsException("volume " + volumeId);
+        }
+    }
+
+    private SnapshotRecord requireSnapshot(String snapshotId) throws NoSuchFileException {
+        SnapshotRecord s = manifest.snapshots.get(snapshotId);
+        if (s == null) {
+            throw new NoSuchFileException("snapshot " + snapshotId);
+        }
+        return s;
+    }
+
+    private void ensureOpen() throws IOException {
+        if (closed) {
+            throw new IOException("storage pool " + dataDir + " is closed");
+        }
+    }
+
+    private static IOException addFailure(IOException failure, IOException e) {
+        if (failure == null) {
+            return e;
+        }
+        failure.addSuppressed(e);
+        return failure;
+    }
+
+    /** Test access: the layer object of a layer id, or null. */
+    synchronized Layer layer(String id) {
+        return layers.get(id);
+    }
+
+    /** Test access: the ids of the pool's layers. */
+    synchronized Set<String> layerIds() {
+        return Set.copyOf(manifest.layers.keySet());
+    }
+
+    /** Test access: the layer a snapshot reads. */
+    synchronized Layer snapshotLayer(String snapshotId) {
+        SnapshotRecord s = manifest.snapshots.get(snapshotId);
+        return s == null ? null : layers.get(s.layerId());
+    }
+}

@@ -1,0 +1,451 @@
+package dev.stowage.engine.storage;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.StampedLock;
+import java.util.zip.CRC32C;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A replica store over a chain of copy-on-write {@link Layer}s: writes go to the volume's own
+ * (head) layer, reads take each block from the topmost layer that holds it, and a block that no
+ * layer holds reads as zeros without any data-file I/O (the lookup is an in-memory table read).
+ *
+ * <p>Checksums: every 4 KiB block is verified against its crc32c on every read. A write first
+ * stores {new crc, previous crc} in the table, then writes the data; a reader that finds the
+ * previous content (a write torn by a crash before its data landed) returns it and repairs the
+ * entry, anything else that does not match fails with {@link ChecksumMismatchException}.
+ *
+ * <p>Threading: thread-safe without a global lock on the I/O path. Writers of a block are
+ * serialised by striped locks (partial-block writes do read-modify-write under the block's
+ * stripe); readers verify optimistically and retry under the stripe only when a block does not
+ * match its current crc. Structural changes by the pool (snapshot, clone, delete) wait for
+ * in-flight I/O and exclude new I/O while they switch the head layer.
+ *
+ * <p>Buffers: {@code read}/{@code write} use the bytes between position and limit, advance the
+ * position, and keep no reference. Direct buffers avoid copies: whole aligned blocks are
+ * checksummed in place and written with one positional write per run of up to 1 MiB.
+ *
+ * <p>Durability: a write is durable once a later {@link #flush()} returns. Instances are made by
+ * {@link FileStoragePool}, which owns them: {@link #close()} is a no-op; the pool closes its stores
+ * when the volume is deleted or the pool is closed, after which I/O fails with an {@link IOException}.
+ */
+public final class LayeredReplicaStore implements ReplicaStore {
+    private static final Logger LOG = LoggerFactory.getLogger(LayeredReplicaStore.class);
+    private static final int SHIFT = 12;
+    private static final int STRIPES = 1024;
+    private static final int MAX_RUN_BLOCKS = 256;
+
+    /** How the store asks its pool to persist a new size. */
+    interface Resizer {
+        void resize(LayeredReplicaStore store, long newSizeBytes) throws IOException;
+    }
+
+    private static final class Scratch {
+        final ByteBuffer block = ByteBuffer.allocateDirect(BLOCK_SIZE);
+        final CRC32C crc = new CRC32C();
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    private final String volumeId;
+    private final Resizer resizer;
+    private final ReentrantLock[] stripes = new ReentrantLock[STRIPES];
+    /** Read-locked by I/O, write-locked by the pool while it switches layers or closes. */
+    private final StampedLock structure = new StampedLock();
+    private volatile Layer head;
+    private volatile long sizeBytes;
+    private volatile String closedReason;
+
+    LayeredReplicaStore(String volumeId, Layer head, long sizeBytes, Resizer resizer) {
+        this.volumeId = volumeId;
+        this.head = head;
+        this.sizeBytes = sizeBytes;
+        this.resizer = resizer;
+        for (int i = 0; i < STRIPES; i++) {
+            stripes[i] = new ReentrantLock();
+        }
+    }
+
+    @Override
+    public String volumeId() {
+        return volumeId;
+    }
+
+    @Override
+    public long sizeBytes() {
+        return sizeBytes;
+    }
+
+    // ---------------------------------------------------------------- read
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+        checkRange(offset, dst.remaining());
+        long stamp = structure.readLock();
+        try {
+            ensureOpen();
+            Layer h = head;
+            Scratch s = SCRATCH.get();
+            long pos = offset;
+            while (dst.hasRemaining()) {
+                long b = pos >>> SHIFT;
+                int in = (int) (pos & (BLOCK_SIZE - 1));
+                int n = Math.min(BLOCK_SIZE - in, dst.remaining());
+                if (in == 0 && n == BLOCK_SIZE) {
+                    int blocks = Math.min(dst.remaining() >>> SHIFT, MAX_RUN_BLOCKS);
+                    readAlignedRun(h, b, blocks, dst, s);
+                    pos += (long) blocks << SHIFT;
+                } else {
+                    ByteBuffer blk = s.block;
+                    readBlock(h, b, blk, s);
+                    blk.limit(in + n).position(in);
+                    dst.put(blk);
+                    pos += n;
+                }
+            }
+        } finally {
+            structure.unlockRead(stamp);
+        }
+    }
+
+    /** Reads {@code blocks} whole blocks into {@code dst}, one positional read per run of one layer. */
+    private void readAlignedRun(Layer h, long b, int blocks, ByteBuffer dst, Scratch s) throws IOException {
+        int i = 0;
+        while (i < blocks) {
+            Layer owner = owner(h, b + i);
+            int k = 1;
+            while (i + k < blocks && owner(h, b + i + k) == owner) {
+                k++;
+            }
+            int start = dst.position();
+            int end = start + (k << SHIFT);
+            if (owner == null) {
+                zero(dst, start, end);
+                dst.position(end);
+            } else {
+                int limit = dst.limit();
+                dst.limit(end);
+                owner.readData(dst, (b + i) << SHIFT);
+                dst.limit(limit);
+                for (int j = 0; j < k; j++) {
+                    int p = start + (j << SHIFT);
+                    long e = owner.table.get(b + i + j);
+                    if (!ChecksumTable.present(e) || crc(dst, p, s) != ChecksumTable.current(e)) {
+                        ByteBuffer blk = s.block;
+                        readBlockLocked(h, b + i + j, blk, s);
+                        blk.clear();
+                        dst.put(p, blk, 0, BLOCK_SIZE);
+                    }
+                }
+            }
+            i += k;
+        }
+    }
+
+    /** Fills {@code out} (cleared) with the verified content of block {@code b}. */
+    private void readBlock(Layer h, long b, ByteBuffer out, Scratch s) throws IOException {
+        Layer owner = owner(h, b);
+        out.clear();
+        if (owner == null) {
+            zero(out, 0, BLOCK_SIZE);
+            out.clear();
+            return;
+        }
+        long e = owner.table.get(b);
+        owner.readData(out, b << SHIFT);
+        if (ChecksumTable.present(e) && crc(out, 0, s) == ChecksumTable.current(e)) {
+            out.clear();
+            return;
+        }
+        readBlockLocked(h, b, out, s);
+    }
+
+    private void readBlockLocked(Layer h, long b, ByteBuffer out, Scratch s) throws IOException {
+        ReentrantLock lock = stripes[(int) (b & (STRIPES - 1))];
+        lock.lock();
+        try {
+            resolveVerified(h, b, out, s);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * The careful read of one block, with its stripe held so no writer is midway: walks the chain,
+     * recovers torn writes and reports corruption. Leaves {@code out} cleared (position 0, limit 4096).
+     */
+    private void resolveVerified(Layer h, long b, ByteBuffer out, Scratch s) throws IOException {
+        for (Layer l = h; l != null; l = l.parent) {
+            long e = l.table.get(b);
+            if (!ChecksumTable.present(e)) {
+                continue;
+            }
+            out.clear();
+            l.readData(out, b << SHIFT);
+            int crc = crc(out, 0, s);
+            out.clear();
+            if (crc == ChecksumTable.current(e)) {
+                return;
+            }
+            if (ChecksumTable.previousMatches(e, crc)) {
+                // The table was updated for a write whose data never landed: the old content stands.
+                if (l == h) {
+                    l.table.put(b, ChecksumTable.encodeClean(crc));
+                }
+                LOG.warn("volume {} block {}: recovered the content before a torn write in {}", volumeId, b, l.id);
+                return;
+            }
+            if (!ChecksumTable.hasPrevious(e) && isZero(out)) {
+                // The first write of the block in this layer never landed: the layer does not hold it.
+                if (l == h) {
+                    l.table.put(b, ChecksumTable.ABSENT);
+                }
+                LOG.warn("volume {} block {}: dropped a torn first write in {}", volumeId, b, l.id);
+                continue;
+            }
+            throw new ChecksumMismatchException(volumeId, b, ChecksumTable.current(e), crc);
+        }
+        out.clear();
+        zero(out, 0, BLOCK_SIZE);
+        out.clear();
+    }
+
+    /** The topmost layer holding block {@code b}, or null if none does. */
+    private static Layer owner(Layer h, long b) throws IOException {
+        for (Layer l = h; l != null; l = l.parent) {
+            if (ChecksumTable.present(l.table.get(b))) {
+                return l;
+            }
+        }
+        return null;
+    }
+
+    // ---------------------------------------------------------------- write
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws IOException {
+        checkRange(offset, src.remaining());
+        long stamp = structure.readLock();
+        try {
+            ensureOpen();
+            Layer h = head;
+            Scratch s = SCRATCH.get();
+            long pos = offset;
+            while (src.hasRemaining()) {
+                long b = pos >>> SHIFT;
+                int in = (int) (pos & (BLOCK_SIZE - 1));
+                int n = Math.min(BLOCK_SIZE - in, src.remaining());
+                if (in == 0 && n == BLOCK_SIZE) {
+                    int blocks = Math.min(src.remaining() >>> SHIFT, MAX_RUN_BLOCKS);
+                    writeAlignedRun(h, b, blocks, src, s);
+                    pos += (long) blocks << SHIFT;
+                } else {
+                    writePartial(h, b, in, n, src, s);
+                    pos += n;
+                }
+            }
+        } finally {
+            structure.unlockRead(stamp);
+        }
+    }
+
+    /** Whole blocks: checksums computed in place, table entries first, then one positional write. */
+    private void writeAlignedRun(Layer h, long b, int blocks, ByteBuffer src, Scratch s) throws IOException {
+        lockRange(b, blocks);
+        try {
+            int start = src.position();
+            for (int j = 0; j < blocks; j++) {
+                int crc = crc(src, start + (j << SHIFT), s);
+                h.table.put(b + j, ChecksumTable.encode(crc, h.table.get(b + j)));
+            }
+            int limit = src.limit();
+            src.limit(start + (blocks << SHIFT));
+            try {
+                h.writeData(src, b << SHIFT);
+            } finally {
+                src.limit(limit);
+            }
+        } finally {
+            unlockRange(b, blocks);
+        }
+    }
+
+    /** Part of one block: read-modify-write under the block's stripe. */
+    private void writePartial(Layer h, long b, int in, int n, ByteBuffer src, Scratch s) throws IOException {
+        ReentrantLock lock = stripes[(int) (b & (STRIPES - 1))];
+        lock.lock();
+        try {
+            ByteBuffer blk = s.block;
+            resolveVerified(h, b, blk, s);
+            long previous = h.table.get(b);
+            int limit = src.limit();
+            src.limit(src.position() + n);
+            blk.position(in);
+            blk.put(src);
+            src.limit(limit);
+            int crc = crc(blk, 0, s);
+            h.table.put(b, ChecksumTable.encode(crc, previous));
+            blk.clear();
+            h.writeData(blk, b << SHIFT);
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    private void lockRange(long b, int k) {
+        int s0 = (int) (b & (STRIPES - 1));
+        if (s0 + k <= STRIPES) {
+            for (int i = s0; i < s0 + k; i++) {
+                stripes[i].lock();
+            }
+        } else { // wraps: take stripes in ascending order so that two ranges cannot deadlock
+            for (int i = 0; i < s0 + k - STRIPES; i++) {
+                stripes[i].lock();
+            }
+            for (int i = s0; i < STRIPES; i++) {
+                stripes[i].lock();
+            }
+        }
+    }
+
+    private void unlockRange(long b, int k) {
+        int s0 = (int) (b & (STRIPES - 1));
+        for (int j = 0; j < k; j++) {
+            stripes[(s0 + j) & (STRIPES - 1)].unlock();
+        }
+    }
+
+    // ---------------------------------------------------------------- management
+
+    @Override
+    public void flush() throws IOException {
+        long stamp = structure.readLock();
+        try {
+            ensureOpen();
+            head.force();
+        } finally {
+            structure.unlockRead(stamp);
+        }
+    }
+
+    @Override
+    public void resize(long newSizeBytes) throws IOException {
+        StorageIds.requireSize("newSizeBytes", newSizeBytes);
+        long current = sizeBytes;
+        if (newSizeBytes < current) {
+            throw new IllegalArgumentException("newSizeBytes " + newSizeBytes + " is smaller than the size "
+                    + current + " of volume " + volumeId + ": shrinking is not supported");
+        }
+        if (newSizeBytes == current) {
+            return;
+        }
+        ensureOpen();
+        resizer.resize(this, newSizeBytes);
+    }
+
+    @Override
+    public long allocatedBytes() throws IOException {
+        long stamp = structure.readLock();
+        try {
+            ensureOpen();
+            return head.allocatedBytes();
+        } finally {
+            structure.unlockRead(stamp);
+        }
+    }
+
+    /** Does nothing: the pool owns its stores (see the class comment). */
+    @Override
+    public void close() {
+    }
+
+    // ---------------------------------------------------------------- for the pool
+
+    /** Excludes I/O (waiting for I/O in flight); the pool switches layers or closes in between. */
+    long lockStructure() {
+        return structure.writeLock();
+    }
+
+    void unlockStructure(long stamp) {
+        structure.unlockWrite(stamp);
+    }
+
+    Layer head() {
+        return head;
+    }
+
+    /** With the structure lock held. */
+    void setHead(Layer layer) {
+        head = layer;
+    }
+
+    void setSize(long newSizeBytes) {
+        sizeBytes = newSizeBytes;
+    }
+
+    /** With the structure lock held: every later call fails with {@code reason}. */
+    void markClosed(String reason) {
+        closedReason = reason;
+    }
+
+    boolean isClosed() {
+        return closedReason != null;
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private void ensureOpen() throws IOException {
+        String reason = closedReason;
+        if (reason != null) {
+            throw new IOException("volume " + volumeId + ": " + reason);
+        }
+    }
+
+    private void checkRange(long offset, int length) {
+        if (offset < 0) {
+            throw new IllegalArgumentException("offset must not be negative: " + offset);
+        }
+        long size = sizeBytes;
+        if (offset > size || length > size - offset) {
+            throw new IllegalArgumentException("offset " + offset + " + length " + length + " exceeds size " + size);
+        }
+    }
+
+    /** crc32c of the 4 KiB at {@code from} in {@code buf}, computed in place; buf's state is kept. */
+    private static int crc(ByteBuffer buf, int from, Scratch s) {
+        int position = buf.position();
+        int limit = buf.limit();
+        buf.limit(from + BLOCK_SIZE).position(from);
+        s.crc.reset();
+        s.crc.update(buf);
+        buf.limit(limit).position(position);
+        return (int) s.crc.getValue();
+    }
+
+    private static void zero(ByteBuffer buf, int from, int to) {
+        int i = from;
+        for (; i + 8 <= to; i += 8) {
+            buf.putLong(i, 0L);
+        }
+        for (; i < to; i++) {
+            buf.put(i, (byte) 0);
+        }
+    }
+
+    private static boolean isZero(ByteBuffer buf) {
+        for (int i = 0; i < BLOCK_SIZE; i += 8) {
+            if (buf.getLong(i) != 0L) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    @Override
+    public String toString() {
+        return "volume " + volumeId + " (" + sizeBytes + " bytes, head " + head.id + ")";
+    }
+}
