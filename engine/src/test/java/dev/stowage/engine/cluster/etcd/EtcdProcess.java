@@ -1,0 +1,158 @@
+package dev.stowage.engine.cluster.etcd;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.stream.Stream;
+
+/**
+ * A real single-member etcd server for tests: {@code /usr/bin/etcd} (override with the system
+ * property {@code stowage.etcd.binary}) on 127.0.0.1 with free client and peer ports and a
+ * temporary data directory. {@link #start()} returns once {@code /health} reports healthy;
+ * {@link #close()} stops the process by its pid (destroy, then destroyForcibly) and deletes the
+ * data directory. Use from {@code @BeforeAll}/{@code @AfterAll}; tests that need it are tagged
+ * {@code etcd}.
+ *
+ * <p>Threading: not thread-safe; one owner starts and closes it.
+ */
+public final class EtcdProcess implements AutoCloseable {
+    private static final Duration START_DEADLINE = Duration.ofSeconds(60);
+    private static final Duration STOP_DEADLINE = Duration.ofSeconds(10);
+
+    private final Process process;
+    private final Path dataDir;
+    private final Path logFile;
+    private final URI clientUri;
+
+    private EtcdProcess(Process process, Path dataDir, Path logFile, URI clientUri) {
+        this.process = process;
+        this.dataDir = dataDir;
+        this.logFile = logFile;
+        this.clientUri = clientUri;
+    }
+
+    /** Starts etcd and waits until it is healthy; stops it again if it does not become healthy. */
+    public static EtcdProcess start() throws IOException {
+        String binary = System.getProperty("stowage.etcd.binary", "/usr/bin/etcd");
+        Path work = Files.createTempDirectory("stowage-etcd-");
+        Path dataDir = work.resolve("data");
+        Path logFile = work.resolve("etcd.log");
+        int clientPort = freePort();
+        int peerPort = freePort();
+        URI clientUri = URI.create("http://127.0.0.1:" + clientPort);
+        String peerUri = "http://127.0.0.1:" + peerPort;
+        List<String> command = new ArrayList<>(List.of(binary,
+                "--name", "stowage-test",
+                "--data-dir", dataDir.toString(),
+                "--listen-client-urls", clientUri.toString(),
+                "--advertise-client-urls", clientUri.toString(),
+                "--listen-peer-urls", peerUri,
+                "--initial-advertise-peer-urls", peerUri,
+                "--initial-cluster", "stowage-test=" + peerUri,
+                "--initial-cluster-state", "new"));
+        Process process = new ProcessBuilder(command)
+                .redirectErrorStream(true)
+                .redirectOutput(logFile.toFile())
+                .start();
+        EtcdProcess etcd = new EtcdProcess(process, work, logFile, clientUri);
+        try {
+            etcd.awaitHealthy();
+            return etcd;
+        } catch (RuntimeException e) {
+            etcd.close();
+            throw e;
+        }
+    }
+
+    /** The client URL, e.g. {@code http://127.0.0.1:41234}. */
+    public URI endpoint() { return clientUri; }
+
+    public long pid() { return process.pid(); }
+
+    private void awaitHealthy() {
+        HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+        HttpRequest request = HttpRequest.newBuilder(clientUri.resolve("/health")).timeout(Duration.ofSeconds(2)).build();
+        long deadline = System.nanoTime() + START_DEADLINE.toNanos();
+        String last = "no answer";
+        while (System.nanoTime() - deadline < 0) {
+            if (!process.isAlive()) {
+                throw new IllegalStateException("etcd exited with " + process.exitValue() + " before becoming healthy: "
+                        + logTail());
+            }
+            try {
+                HttpResponse<String> response = http.send(request, HttpResponse.BodyHandlers.ofString());
+                last = response.statusCode() + " " + response.body();
+                if (response.statusCode() == 200 && response.body().contains("\"health\":\"true\"")) {
+                    return;
+                }
+            } catch (IOException e) {
+                last = e.toString();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted waiting for etcd", e);
+            }
+            LockSupport.parkNanos(Duration.ofMillis(50).toNanos());
+        }
+        throw new IllegalStateException("etcd at " + clientUri + " not healthy within " + START_DEADLINE + " (" + last
+                + "): " + logTail());
+    }
+
+    private String logTail() {
+        try {
+            List<String> lines = Files.readAllLines(logFile, StandardCharsets.UTF_8);
+            return String.join("\n", lines.subList(Math.max(0, lines.size() - 20), lines.size()));
+        } catch (IOException e) {
+            return "(no log: " + e + ")";
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return socket.getLocalPort();
+        }
+    }
+
+    /** Stops etcd (SIGTERM, then SIGKILL after a deadline) and deletes its directory. */
+    @Override
+    public void close() {
+        try {
+            process.destroy();
+            if (!process.waitFor(STOP_DEADLINE.toSeconds(), TimeUnit.SECONDS)) {
+                process.destroyForcibly();
+                process.waitFor(STOP_DEADLINE.toSeconds(), TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            process.destroyForcibly();
+            Thread.currentThread().interrupt();
+        } finally {
+            deleteRecursively(dataDir);
+        }
+    }
+
+    private static void deleteRecursively(Path root) {
+        if (!Files.exists(root)) {
+            return;
+        }
+        try (Stream<Path> paths = Files.walk(root)) {
+            for (Path path : paths.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(path);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not delete " + root, e);
+        }
+    }
+}
