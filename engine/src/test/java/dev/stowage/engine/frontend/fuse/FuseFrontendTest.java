@@ -187,6 +187,17 @@ class FuseFrontendTest {
         Sh.run("dd", "if=" + dev, "of=/dev/null", "bs=1M", "skip=8", "count=1", "iflag=direct").ok();
     }
 
+    @Test
+    void readOnlyExportServesReadsAndRefusesWrites() throws Exception {
+        MemoryBlockTarget target = new MemoryBlockTarget(16 * MIB);
+        volumes.add("vol-ro");
+        Export export = frontend.export("vol-ro", target, new ExportOptions(true, true));
+        String dev = export.devicePath().toString();
+        Sh.run("dd", "if=" + dev, "of=/dev/null", "bs=1M", "count=2", "iflag=direct").ok();
+        Sh.Result write = Sh.run("dd", "if=/dev/zero", "of=" + dev, "bs=4k", "count=1", "oflag=direct");
+        assertNotEquals(0, write.exit(), "write to a read-only export must fail");
+    }
+
     private static String mountinfo() throws IOException {
         return Files.readString(Path.of("/proc/self/mountinfo"));
     }
