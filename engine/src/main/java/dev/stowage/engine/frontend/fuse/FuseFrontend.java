@@ -76,7 +76,7 @@ public final class FuseFrontend implements Frontend {
         Objects.requireNonNull(options, "options");
         Path mountpoint = mountpointOf(volumeId);
         reserve(volumeId);
-        FuseExport export = null;
+        FuseExport export;
         try {
             Files.createDirectories(config.runDirectory());
             removeLeftovers(volumeId, mountpoint);
@@ -96,12 +96,18 @@ public final class FuseFrontend implements Frontend {
                 throw e;
             }
             export = new FuseExport(this, volumeId, mountpoint, session, loop);
+            if (!register(volumeId, export)) {
+                export.close();
+                throw new IOException("FUSE frontend was closed while volume " + volumeId + " was being exported");
+            }
             log.info("volume {}: exported as {} over FUSE file {} ({} bytes, {} threads, {}{})", volumeId,
                     loop.device(), mountpoint, target.sizeBytes(), config.threadsPerVolume(),
                     loop.directIo() ? "direct I/O" : "buffered I/O", options.readOnly() ? ", read-only" : "");
             return export;
         } finally {
-            release(volumeId, export);
+            synchronized (this) {
+                busy.remove(volumeId);
+            }
         }
     }
 
@@ -163,11 +169,13 @@ public final class FuseFrontend implements Frontend {
         }
     }
 
-    private synchronized void release(String volumeId, FuseExport export) {
-        busy.remove(volumeId);
-        if (export != null) {
-            exports.put(volumeId, export);
+    /** Records a finished export; false if the frontend was closed meanwhile. */
+    private synchronized boolean register(String volumeId, FuseExport export) {
+        if (closed) {
+            return false;
         }
+        exports.put(volumeId, export);
+        return true;
     }
 
     synchronized void removed(FuseExport export) {
