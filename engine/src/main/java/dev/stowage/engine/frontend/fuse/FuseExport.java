@@ -1,0 +1,98 @@
+package dev.stowage.engine.frontend.fuse;
+
+import dev.stowage.engine.frontend.Frontend;
+import dev.stowage.engine.frontend.loop.LoopDevice;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A live export of the {@link FuseFrontend}: a FUSE session plus the loop device on its file.
+ * Thread-safe; {@link #close} is idempotent and tears down in order: loop device, mount, server
+ * threads and fds, mount point file.
+ */
+final class FuseExport implements Frontend.Export {
+    private static final Logger log = LoggerFactory.getLogger(FuseExport.class);
+
+    private final FuseFrontend frontend;
+    private final String volumeId;
+    private final Path mountpoint;
+    private final FuseSession session;
+    private final LoopDevice loop;
+    private boolean closed;
+
+    FuseExport(FuseFrontend frontend, String volumeId, Path mountpoint, FuseSession session, LoopDevice loop) {
+        this.frontend = frontend;
+        this.volumeId = volumeId;
+        this.mountpoint = mountpoint;
+        this.session = session;
+        this.loop = loop;
+    }
+
+    @Override
+    public String volumeId() {
+        return volumeId;
+    }
+
+    @Override
+    public Path devicePath() {
+        return loop.device();
+    }
+
+    Path mountpoint() {
+        return mountpoint;
+    }
+
+    LoopDevice loopDevice() {
+        return loop;
+    }
+
+    /** Requests answered with EIO so far. */
+    long errorCount() {
+        return session.errorCount();
+    }
+
+    /**
+     * Drops the kernel's cached attributes, makes it fetch the new size (a stat of the file), then
+     * has the loop device re-read its capacity.
+     */
+    @Override
+    public synchronized void refreshSize() throws IOException {
+        if (closed) {
+            throw new IOException("export of volume " + volumeId + " is closed");
+        }
+        session.invalidateAttributes();
+        long size = Files.size(mountpoint);
+        loop.refreshSize();
+        log.info("volume {}: size of {} refreshed to {} bytes", volumeId, loop.device(), size);
+    }
+
+    @Override
+    public synchronized void close() throws IOException {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        IOException failure = null;
+        try {
+            loop.detach();
+        } catch (IOException e) {
+            failure = e;
+        }
+        session.close();
+        try {
+            Files.deleteIfExists(mountpoint);
+        } catch (IOException e) {
+            failure = failure == null ? e : failure;
+        }
+        frontend.removed(this);
+        if (failure != null) {
+            log.error("volume {}: unexport of {} on {} incomplete: {}", volumeId, loop.device(), mountpoint,
+                    failure.getMessage());
+            throw failure;
+        }
+        log.info("volume {}: unexported {} from FUSE file {}", volumeId, loop.device(), mountpoint);
+    }
+}

@@ -1,0 +1,108 @@
+package dev.stowage.engine.frontend.fuse;
+
+import dev.stowage.engine.block.BlockTarget;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Test double: a BlockTarget in memory (64 MiB heap chunks, so it can exceed 2 GiB), growable,
+ * counting flushes, with a range whose reads fail on demand. Thread-safe for disjoint chunks;
+ * chunk access is synchronised per chunk.
+ */
+final class MemoryBlockTarget implements BlockTarget {
+    private static final int CHUNK = 64 << 20;
+
+    private final List<ByteBuffer> chunks = new ArrayList<>();
+    private volatile long size;
+    private final AtomicLong flushes = new AtomicLong();
+    private volatile long failFrom = -1;
+    private volatile long failTo = -1;
+
+    MemoryBlockTarget(long size) {
+        resize(size);
+    }
+
+    synchronized void resize(long newSize) {
+        while ((long) chunks.size() * CHUNK < newSize) {
+            chunks.add(ByteBuffer.allocate(CHUNK));
+        }
+        size = newSize;
+    }
+
+    /** Reads overlapping [from, to) fail with an IOException until {@link #healReads}. */
+    void failReads(long from, long to) {
+        failFrom = from;
+        failTo = to;
+    }
+
+    void healReads() {
+        failFrom = -1;
+        failTo = -1;
+    }
+
+    long flushCount() {
+        return flushes.get();
+    }
+
+    @Override
+    public long sizeBytes() {
+        return size;
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+        int len = dst.remaining();
+        check(offset, len);
+        if (failFrom >= 0 && offset < failTo && offset + len > failFrom) {
+            throw new IOException("injected read failure at " + offset);
+        }
+        copy(offset, dst, false);
+    }
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws IOException {
+        check(offset, src.remaining());
+        copy(offset, src, true);
+    }
+
+    @Override
+    public void flush() {
+        flushes.incrementAndGet();
+    }
+
+    /** A copy of [offset, offset + len) for assertions. */
+    byte[] snapshot(long offset, int len) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(len);
+        copy(offset, b, false);
+        return b.array();
+    }
+
+    private void check(long offset, int len) throws IOException {
+        if (offset < 0 || offset + len > size) {
+            throw new IOException("out of range: " + offset + "+" + len + " > " + size);
+        }
+    }
+
+    private void copy(long offset, ByteBuffer buf, boolean write) {
+        while (buf.hasRemaining()) {
+            ByteBuffer chunk;
+            synchronized (this) {
+                chunk = chunks.get((int) (offset / CHUNK));
+            }
+            int at = (int) (offset % CHUNK);
+            int n = Math.min(buf.remaining(), CHUNK - at);
+            synchronized (chunk) {
+                if (write) {
+                    chunk.put(at, buf, buf.position(), n);
+                } else {
+                    buf.put(buf.position(), chunk, at, n);
+                }
+            }
+            buf.position(buf.position() + n);
+            offset += n;
+        }
+    }
+}
