@@ -17,6 +17,7 @@ import dev.stowage.engine.api.VolumeService;
 import io.grpc.Server;
 import io.grpc.ServerInterceptors;
 import io.grpc.netty.NettyServerBuilder;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
 import io.netty.channel.epoll.EpollIoHandler;
@@ -88,6 +89,8 @@ public final class CsiServer implements AutoCloseable {
                 .bossEventLoopGroup(boss)
                 .workerEventLoopGroup(workers)
                 .channelType(EpollServerDomainSocketChannel.class)
+                // gRPC asks for TCP keep-alive on accepted channels; a Unix socket has none (Netty warns per call).
+                .withChildOption(ChannelOption.SO_KEEPALIVE, null)
                 .addService(ServerInterceptors.intercept(
                         new IdentityService(config.driverName(), config.version(), volumes), logging));
         if (config.serves(CsiServerConfig.Service.CONTROLLER)) {
