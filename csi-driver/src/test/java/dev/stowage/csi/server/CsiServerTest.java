@@ -101,6 +101,30 @@ class CsiServerTest {
     }
 
     @Test
+    void logsEachCallWithoutItsSecrets() {
+        start(EnumSet.allOf(CsiServerConfig.Service.class));
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream original = System.err;
+        System.setErr(new java.io.PrintStream(captured, true, java.nio.charset.StandardCharsets.UTF_8));
+        try {
+            // The interceptor logs before the response is sent, so the line is there when the call returns.
+            ControllerGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS).createVolume(
+                    Csi.CreateVolumeRequest.newBuilder().setName("pvc-logged")
+                            .addVolumeCapabilities(Csi.VolumeCapability.newBuilder()
+                                    .setMount(Csi.VolumeCapability.MountVolume.getDefaultInstance())
+                                    .setAccessMode(Csi.VolumeCapability.AccessMode.newBuilder()
+                                            .setMode(Csi.VolumeCapability.AccessMode.Mode.SINGLE_NODE_WRITER)))
+                            .putSecrets("encryptionKey", "hunter2-secret").build());
+        } finally {
+            System.setErr(original);
+        }
+        String log = captured.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(log.contains("CSI CreateVolume OK") && log.contains("pvc-logged"), log);
+        assertFalse(log.contains("hunter2-secret"), log);
+        assertFalse(log.contains("encryptionKey"), log);
+    }
+
+    @Test
     void servesOnlyTheConfiguredServices() {
         start(EnumSet.of(CsiServerConfig.Service.NODE));
         StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> ControllerGrpc
