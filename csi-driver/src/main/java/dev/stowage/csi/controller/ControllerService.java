@@ -37,6 +37,8 @@ import io.grpc.stub.StreamObserver;
  *
  * <p>Threading: thread-safe; handlers block on the engine on gRPC's executor threads.
  */
+// Lock handles are try-with-resources variables held for the scope of the call, not read.
+@SuppressWarnings("try")
 public final class ControllerService extends ControllerGrpc.ControllerImplBase {
     private static final String FS_TYPE_PARAMETER = "fsType";
     private static final List<Type> CAPABILITIES = List.of(

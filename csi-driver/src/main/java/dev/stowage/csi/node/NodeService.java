@@ -45,6 +45,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Threading: thread-safe; handlers block on the engine and the mount tools on gRPC's executor threads.
  */
+// Lock handles are try-with-resources variables held for the scope of the call, not read.
+@SuppressWarnings("try")
 public final class NodeService extends NodeGrpc.NodeImplBase {
     private static final Logger LOG = LoggerFactory.getLogger(NodeService.class);
     /** File in the staging directory of a raw block volume that holds the device path. */
@@ -77,7 +79,7 @@ public final class NodeService extends NodeGrpc.NodeImplBase {
             Requests.require("volume_capability", request.hasVolumeCapability());
             VolumeCapability capability = request.getVolumeCapability();
             VolumeCapabilities.requireSupported("volume_capability", capability);
-            try (VolumeLocks.Held lock = locks.volume(id)) {
+            try (VolumeLocks.Held lock = locks.volume(id); VolumeLocks.Held path = locks.path(staging.toString())) {
                 Volume volume = existing(id);
                 if (VolumeCapabilities.isBlock(capability)) {
                     stageBlock(volume, staging);
@@ -191,7 +193,7 @@ public final class NodeService extends NodeGrpc.NodeImplBase {
         Calls.unary("NodeUnstageVolume", observer, () -> {
             String id = Requests.require("volume_id", request.getVolumeId());
             Path staging = absolute("staging_target_path", request.getStagingTargetPath());
-            try (VolumeLocks.Held lock = locks.volume(id)) {
+            try (VolumeLocks.Held lock = locks.volume(id); VolumeLocks.Held path = locks.path(staging.toString())) {
                 existing(id);
                 try {
                     if (mounter.isMountPoint(staging)) {
@@ -224,7 +226,7 @@ public final class NodeService extends NodeGrpc.NodeImplBase {
             VolumeCapabilities.requireSupported("volume_capability", capability);
             Path staging = absolute("staging_target_path", request.getStagingTargetPath());
             boolean readOnly = request.getReadonly() || VolumeCapabilities.isReadOnly(capability);
-            try (VolumeLocks.Held lock = locks.volume(id)) {
+            try (VolumeLocks.Held lock = locks.volume(id); VolumeLocks.Held path = locks.path(target.toString())) {
                 existing(id);
                 if (mounter.isMountPoint(target)) {
                     LOG.debug("volume {} already published at {}", id, target);
@@ -291,7 +293,7 @@ public final class NodeService extends NodeGrpc.NodeImplBase {
         Calls.unary("NodeUnpublishVolume", observer, () -> {
             String id = Requests.require("volume_id", request.getVolumeId());
             Path target = absolute("target_path", request.getTargetPath());
-            try (VolumeLocks.Held lock = locks.volume(id)) {
+            try (VolumeLocks.Held lock = locks.volume(id); VolumeLocks.Held path = locks.path(target.toString())) {
                 existing(id);
                 try {
                     if (mounter.isMountPoint(target)) {

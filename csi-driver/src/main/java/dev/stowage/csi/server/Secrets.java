@@ -53,7 +53,7 @@ public final class Secrets {
     /** {@code message} without secrets, as one line of protobuf text for a log. */
     public static String toLogString(Object message) {
         if (message instanceof Message m) {
-            return TextFormat.printer().shortDebugString(strip(m));
+            return TextFormat.printer().emittingSingleLine(true).printToString(strip(m));
         }
         return String.valueOf(message);
     }

@@ -19,6 +19,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+// Lock handles are try-with-resources variables held for the scope of the call, not read.
+@SuppressWarnings("try")
 class ControllerServiceTest {
     private final InMemoryVolumeService engine = new InMemoryVolumeService();
     private final VolumeLocks locks = new VolumeLocks();

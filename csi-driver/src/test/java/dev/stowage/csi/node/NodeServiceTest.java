@@ -25,6 +25,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+// Lock handles are try-with-resources variables held for the scope of the call, not read.
+@SuppressWarnings("try")
 class NodeServiceTest {
     private final InMemoryVolumeService engine = new InMemoryVolumeService();
     private final FakeMounter mounter = new FakeMounter();
@@ -278,5 +280,16 @@ class NodeServiceTest {
                     fails(Status.Code.ABORTED, node::nodeStageVolume, stage(RWO)));
         }
         assertEquals(0, engine.attachCalls);
+    }
+
+    @Test
+    void concurrentPublishOntoTheSameTargetIsAborted() {
+        call(node::nodeStageVolume, stage(RWO));
+        try (VolumeLocks.Held held = locks.path(target.toString())) {
+            assertEquals("operation in progress for path " + target,
+                    fails(Status.Code.ABORTED, node::nodePublishVolume, publish(RWO).build()));
+        }
+        call(node::nodePublishVolume, publish(RWO).build());
+        assertFalse(locks.anyHeld());
     }
 }
