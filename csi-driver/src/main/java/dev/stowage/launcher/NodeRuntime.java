@@ -15,6 +15,8 @@ import java.nio.file.Files;
 import java.time.Clock;
 import java.util.ArrayDeque;
 import java.util.Deque;
+import java.util.EnumSet;
+import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -39,15 +41,23 @@ public final class NodeRuntime implements AutoCloseable {
                     : EtcdMetadataStore.connect(options.etcdEndpoints(), "");
             started.push(metadata);
             FuseFrontend frontend = new FuseFrontend(FuseFrontendConfig.defaults(options.dataDir().resolve("run/fuse"))
-                    .withThreads(options.fuseThreads()));
+                    .withThreadsPerVolume(options.fuseThreads()));
             started.push(frontend);
             VolumeServiceConfig config = new VolumeServiceConfig(options.nodeId(), options.labels(),
                     options.maxVolumes(), VolumeServiceConfig.GIB, 64L * 1024 * VolumeServiceConfig.GIB, 4.0);
             volumes = new LocalVolumeService(config, metadata, pool, frontend, Clock.systemUTC());
             started.push(volumes);
             volumes.start();
-            CsiServer csi = new CsiServer(new CsiServerConfig(options.csiSocket(), "csi.stowage.dev", Version.get(),
-                    options.nodeId(), options.csiController(), options.csiNode()), volumes, new LinuxMounter());
+            Set<CsiServerConfig.Service> services = EnumSet.noneOf(CsiServerConfig.Service.class);
+            if (options.csiController()) {
+                services.add(CsiServerConfig.Service.CONTROLLER);
+            }
+            if (options.csiNode()) {
+                services.add(CsiServerConfig.Service.NODE);
+            }
+            CsiServer csi = new CsiServer(new CsiServerConfig("unix://" + options.csiSocket(),
+                    CsiServerConfig.DEFAULT_DRIVER_NAME, Version.get(), options.nodeId(), services),
+                    volumes, new LinuxMounter());
             csi.start();
             started.push(csi);
             LOG.info("stowage node {} is serving CSI on unix://{}", options.nodeId(), options.csiSocket());

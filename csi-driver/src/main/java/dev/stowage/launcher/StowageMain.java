@@ -21,7 +21,11 @@ public final class StowageMain {
         List<String> rest = Arrays.asList(args).subList(1, args.length);
         switch (args[0]) {
             case "node" -> runNode(rest);
-            case "demo" -> System.exit(Demo.run(rest));
+            case "demo" -> {
+                // The demo prints its own steps; the node's operator log would drown them.
+                System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn");
+                System.exit(Demo.run(rest));
+            }
             case "csi" -> System.exit(CsiCommand.run(rest));
             case "version", "--version" -> System.out.println("stowage " + Version.get());
             default -> {

@@ -7,6 +7,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 
@@ -101,7 +102,13 @@ public final class NodeService extends NodeGrpc.NodeImplBase {
         Path device = volumes.attachDevice(volume.id());
         try {
             String fsType = filesystemFor(volume, device, mount.getFsType());
-            mounter.mount(device, staging, fsType, List.copyOf(mount.getMountFlagsList()));
+            List<String> options = new ArrayList<>(mount.getMountFlagsList());
+            if (fsType.equals("xfs") && !options.contains("nouuid")) {
+                // Clones and restored snapshots carry their source's xfs UUID, and xfs refuses to mount
+                // a second file system with a UUID already mounted on this host.
+                options.add("nouuid");
+            }
+            mounter.mount(device, staging, fsType, List.copyOf(options));
             LOG.info("staged volume {} ({} on {}) at {}", volume.id(), fsType, device, staging);
         } catch (RuntimeException e) {
             undoAttach(volume.id(), attachedBefore, e);
