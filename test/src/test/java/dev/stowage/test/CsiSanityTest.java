@@ -36,11 +36,13 @@ class CsiSanityTest {
         Path junit = reports.resolve("junit-" + accessType + ".xml");
         Files.deleteIfExists(junit);
         StowageNode node = new StowageNode(dir.resolve("data"), dir.resolve("csi.sock"),
-                reports.resolve("node-" + accessType + ".log"), List.of("--node-id", "sanity-node"));
+                reports.resolve("node-" + accessType + ".log"), List.of("--node-id", "sanity-node", "--max-volumes", "8"));
         try {
             node.start(Duration.ofMinutes(3));
             Path volumeParams = dir.resolve("volume-params.yaml");
             Files.writeString(volumeParams, "repl: \"1\"\nfsType: ext4\n");
+            Path mutableParams = dir.resolve("mutable-params.yaml");
+            Files.writeString(mutableParams, "maxIops: \"5000\"\nmaxBytesPerSecond: \"1073741824\"\n");
             Path snapshotParams = dir.resolve("snapshot-params.yaml");
             Files.writeString(snapshotParams, "csi.storage.k8s.io/volumesnapshot/name: sanity-snapshot\n");
 
@@ -53,6 +55,8 @@ class CsiSanityTest {
                     "--csi.testvolumeaccesstype=" + accessType,
                     "--csi.testvolumeparameters=" + volumeParams,
                     "--csi.testsnapshotparameters=" + snapshotParams,
+                    "--csi.testvolumemutableparameters=" + mutableParams,
+                    "--csi.testnodevolumeattachlimit",
                     "--csi.junitfile=" + junit,
                     "--ginkgo.no-color"));
             Path out = reports.resolve("csi-sanity-" + accessType + ".log");

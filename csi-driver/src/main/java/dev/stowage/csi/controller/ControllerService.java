@@ -44,7 +44,8 @@ public final class ControllerService extends ControllerGrpc.ControllerImplBase {
     private static final List<Type> CAPABILITIES = List.of(
             Type.CREATE_DELETE_VOLUME, Type.PUBLISH_UNPUBLISH_VOLUME, Type.LIST_VOLUMES, Type.GET_CAPACITY,
             Type.CREATE_DELETE_SNAPSHOT, Type.LIST_SNAPSHOTS, Type.CLONE_VOLUME, Type.EXPAND_VOLUME,
-            Type.LIST_VOLUMES_PUBLISHED_NODES, Type.VOLUME_CONDITION, Type.GET_VOLUME, Type.MODIFY_VOLUME);
+            Type.LIST_VOLUMES_PUBLISHED_NODES, Type.VOLUME_CONDITION, Type.GET_VOLUME, Type.MODIFY_VOLUME,
+            Type.GET_SNAPSHOT, Type.PUBLISH_READONLY);
 
     private final VolumeService volumes;
     private final VolumeLocks locks;
@@ -70,7 +71,8 @@ public final class ControllerService extends ControllerGrpc.ControllerImplBase {
             fsTypeFromCapabilities(request.getVolumeCapabilitiesList(), parameters);
             VolumeSpec.ContentSource source = CsiProtos.contentSource(request);
             try (VolumeLocks.Held lock = locks.volume(name)) {
-                Volume volume = volumes.createVolume(new VolumeSpec(name, required, limit, parameters, source));
+                Volume volume = volumes.createVolume(new VolumeSpec(name, required, limit, parameters,
+                        request.getModifiableParametersMap(), source));
                 return Csi.CreateVolumeResponse.newBuilder().setVolume(CsiProtos.volume(volume)).build();
             }
         });
@@ -388,9 +390,6 @@ public final class ControllerService extends ControllerGrpc.ControllerImplBase {
                                        StreamObserver<Csi.ControllerModifyVolumeResponse> observer) {
         Calls.unary("ControllerModifyVolume", observer, () -> {
             String id = Requests.require("volume_id", request.getVolumeId());
-            if (request.getModifiableParametersMap().isEmpty()) {
-                throw Requests.missing("mutable_parameters");
-            }
             try (VolumeLocks.Held lock = locks.volume(id)) {
                 existing(id);
                 volumes.modifyVolume(id, Map.copyOf(request.getModifiableParametersMap()));

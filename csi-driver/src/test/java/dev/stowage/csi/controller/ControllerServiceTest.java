@@ -294,9 +294,11 @@ class ControllerServiceTest {
     @Test
     void modifyVolumePassesMutableParametersAndRejectsOthers() {
         String id = created(create("m", 1 << 20).build()).getVolumeId();
-        assertEquals("mutable_parameters is required", fails(Status.Code.INVALID_ARGUMENT, controller::controllerModifyVolume, Csi.ControllerModifyVolumeRequest.newBuilder().setVolumeId(id).build()));
-        call(controller::controllerModifyVolume, Csi.ControllerModifyVolumeRequest.newBuilder().setVolumeId(id).putModifiableParameters("repl", "2").build());
-        assertEquals("2", engine.getVolume(id).orElseThrow().parameters().get("repl"));
+        // No parameters: nothing changes, but the volume must exist.
+        call(controller::controllerModifyVolume, Csi.ControllerModifyVolumeRequest.newBuilder().setVolumeId(id).build());
+        fails(Status.Code.NOT_FOUND, controller::controllerModifyVolume, Csi.ControllerModifyVolumeRequest.newBuilder().setVolumeId("vol-missing").build());
+        call(controller::controllerModifyVolume, Csi.ControllerModifyVolumeRequest.newBuilder().setVolumeId(id).putModifiableParameters("maxIops", "500").build());
+        assertEquals("500", engine.getVolume(id).orElseThrow().parameters().get("maxIops"));
         String message = fails(Status.Code.INVALID_ARGUMENT, controller::controllerModifyVolume, Csi.ControllerModifyVolumeRequest.newBuilder().setVolumeId(id).putModifiableParameters("fsType", "xfs").build());
         assertTrue(message.startsWith("mutable_parameters.fsType"), message);
     }

@@ -93,7 +93,7 @@ class NodeServiceTest {
         call(node::nodeStageVolume, stage(mount("xfs", Mode.SINGLE_NODE_WRITER, "noatime")));
         FakeMounter.Mount mounted = mounter.mountAt(staging).orElseThrow();
         assertEquals("xfs", mounted.fsType());
-        assertEquals(List.of("noatime"), mounted.options());
+        assertEquals(List.of("noatime", "nouuid"), mounted.options(), "xfs clones share UUIDs: always nouuid");
         assertEquals(List.of(device()), mounter.formatted);
 
         call(node::nodeStageVolume, stage(mount("xfs", Mode.SINGLE_NODE_WRITER, "noatime")));

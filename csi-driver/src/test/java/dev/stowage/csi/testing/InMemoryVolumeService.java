@@ -154,7 +154,7 @@ public final class InMemoryVolumeService implements VolumeService {
     public synchronized Volume modifyVolume(String volumeId, Map<String, String> mutableParameters) {
         Volume v = getVolume(volumeId).orElseThrow(() -> StowageException.notFound("volume", volumeId));
         for (String key : mutableParameters.keySet()) {
-            if (!key.equals("repl")) {
+            if (!key.equals("maxIops")) {
                 throw StowageException.invalid("mutable_parameters." + key, "cannot be changed");
             }
         }

@@ -27,10 +27,22 @@ public final class VolumeCoordinator implements BlockTarget, AutoCloseable {
     private final LongAdder bytesWritten = new LongAdder();
     private final LongAdder flushes = new LongAdder();
 
-    public VolumeCoordinator(String volumeId, long epoch, ReplicaStore local) {
+    private final IoThrottle throttle;
+
+    public VolumeCoordinator(String volumeId, long epoch, ReplicaStore local, IoThrottle throttle) {
         this.volumeId = volumeId;
         this.epoch = epoch;
         this.local = local;
+        this.throttle = throttle;
+    }
+
+    /** Changes the volume's I/O limits while it serves I/O. */
+    public void setLimits(IoLimits limits) {
+        throttle.setLimits(limits);
+    }
+
+    public IoLimits limits() {
+        return throttle.limits();
     }
 
     public String volumeId() {
@@ -50,6 +62,7 @@ public final class VolumeCoordinator implements BlockTarget, AutoCloseable {
     public void read(long offset, ByteBuffer dst) throws IOException {
         checkOpen();
         int n = dst.remaining();
+        throttle(n);
         local.read(offset, dst);
         bytesRead.add(n);
     }
@@ -58,6 +71,7 @@ public final class VolumeCoordinator implements BlockTarget, AutoCloseable {
     public void write(long offset, ByteBuffer src) throws IOException {
         checkOpen();
         int n = src.remaining();
+        throttle(n);
         local.write(offset, src);
         bytesWritten.add(n);
     }
@@ -80,6 +94,15 @@ public final class VolumeCoordinator implements BlockTarget, AutoCloseable {
     public long bytesWritten() { return bytesWritten.sum(); }
 
     public long flushes() { return flushes.sum(); }
+
+    private void throttle(int bytes) throws IOException {
+        try {
+            throttle.acquire(bytes);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("volume " + volumeId + ": interrupted while throttled");
+        }
+    }
 
     private void checkOpen() throws IOException {
         if (closed.get()) {

@@ -13,6 +13,8 @@ import dev.stowage.engine.cluster.MetadataStore;
 import dev.stowage.engine.cluster.MetadataStore.Versioned;
 import dev.stowage.engine.cluster.RevisionMismatchException;
 import dev.stowage.engine.frontend.Frontend;
+import dev.stowage.engine.replication.IoLimits;
+import dev.stowage.engine.replication.IoThrottle;
 import dev.stowage.engine.replication.VolumeCoordinator;
 import dev.stowage.engine.storage.ReplicaStore;
 import dev.stowage.engine.storage.StoragePool;
@@ -162,7 +164,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     public Volume createVolume(VolumeSpec spec) {
         String name = requireName("name", spec.name());
         long size = chooseSize(spec.requiredBytes(), spec.limitBytes());
-        VolumeParameters params = VolumeParameters.parse(spec.parameters());
+        VolumeParameters params = VolumeParameters.parse(spec.parameters(), spec.mutableParameters());
         if (params.replicaCount() > 1) {
             throw new StowageException(ErrorCode.RESOURCE_EXHAUSTED, "parameters.repl",
                     "parameters.repl: " + params.replicaCount() + " replicas need " + params.replicaCount()
@@ -258,7 +260,9 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         long size = r.getSizeBytes();
         boolean sizeOk = size >= spec.requiredBytes() && (spec.limitBytes() == 0 || size <= spec.limitBytes());
         boolean sourceOk = r.getContentSource().equals(MetadataProtos.encodeSource(spec.contentSource()));
-        boolean paramsOk = r.getParametersMap().equals(params.asMap());
+        VolumeParameters existing = VolumeParameters.stored(r.getParametersMap());
+        // Only what is fixed at creation counts: I/O limits may have been modified since.
+        boolean paramsOk = existing.replicaCount() == params.replicaCount() && existing.fsType().equals(params.fsType());
         if (!sizeOk || !sourceOk || !paramsOk) {
             throw new StowageException(ErrorCode.ALREADY_EXISTS, "name", "volume " + r.getName()
                     + " exists as " + r.getId() + " with " + (sizeOk ? (sourceOk ? "other parameters"
@@ -377,12 +381,25 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     @Override
     public Volume modifyVolume(String volumeId, Map<String, String> mutableParameters) {
         requireId("volume_id", volumeId);
-        Versioned v = requireVolume(volumeId);
-        for (String key : mutableParameters.keySet()) {
-            // No parameter can change on a live volume yet: replica count changes come with replication.
-            throw StowageException.invalid("mutable_parameters." + key, "is not a mutable parameter");
+        lock.lock();
+        try {
+            Versioned v = requireVolume(volumeId);
+            VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
+            VolumeParameters modified = VolumeParameters.stored(r.getParametersMap()).modify(mutableParameters);
+            VolumeRecord updated = r.toBuilder().clearParameters().putAllParameters(modified.asMap()).build();
+            if (!updated.equals(r)) {
+                metadata.put(v.key(), updated.toByteArray(), v.modRevision());
+                Attached a = attached.get(volumeId);
+                if (a != null) {
+                    a.coordinator().setLimits(modified.limits());
+                }
+                LOG.info("modified volume {}: limits {} IOPS, {} B/s (0: none){}", volumeId,
+                        modified.limits().maxIops(), modified.limits().maxBytesPerSecond(), a != null ? ", online" : "");
+            }
+            return toVolume(updated);
+        } finally {
+            lock.unlock();
         }
-        return toVolume(MetadataProtos.parseVolume(v.key(), v.value()));
     }
 
     // ---- snapshots ----
@@ -510,6 +527,14 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 }
                 return toVolume(r);
             }
+            long publishedThere = metadata.list(MetadataKeys.VOLUMES).stream()
+                    .map(p -> MetadataProtos.parseVolume(p.key(), p.value()))
+                    .filter(p -> p.hasAttachment() && p.getAttachment().getNodeId().equals(nodeId))
+                    .count();
+            if (publishedThere >= config.maxVolumes()) {
+                throw new StowageException(ErrorCode.RESOURCE_EXHAUSTED, "node_id", "node " + nodeId + " already has "
+                        + publishedThere + " volumes published, its maximum", null);
+            }
             VolumeRecord updated = r.toBuilder()
                     .setAttachment(AttachmentRecord.newBuilder().setNodeId(nodeId).setReadOnly(readOnly))
                     .build();
@@ -583,7 +608,8 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         long revision = metadata.put(v.key(), taken.toByteArray(), v.modRevision());
 
         ReplicaStore store = pool.open(volumeId).orElseThrow(() -> missingData(volumeId));
-        VolumeCoordinator coordinator = new VolumeCoordinator(volumeId, epoch, store);
+        IoLimits limits = VolumeParameters.stored(r.getParametersMap()).limits();
+        VolumeCoordinator coordinator = new VolumeCoordinator(volumeId, epoch, store, IoThrottle.system(limits));
         Frontend.Export export;
         try {
             frontend.cleanupStale(volumeId);

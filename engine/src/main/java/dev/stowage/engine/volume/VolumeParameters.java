@@ -1,53 +1,111 @@
 package dev.stowage.engine.volume;
 
 import dev.stowage.engine.api.StowageException;
+import dev.stowage.engine.replication.IoLimits;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 
 /**
- * The StorageClass parameters a volume accepts, validated in one place. Unknown keys are refused
- * with INVALID_ARGUMENT naming {@code parameters.<key>}, so a typo in a StorageClass fails loudly
- * instead of silently giving a volume the user did not ask for.
+ * The parameters a volume accepts, validated in one place. Unknown keys are refused with
+ * INVALID_ARGUMENT naming {@code parameters.<key>} (or {@code mutable_parameters.<key>}), so a typo
+ * in a StorageClass fails loudly instead of silently giving a volume the user did not ask for.
+ *
+ * <p>{@code repl} and {@code fsType} are fixed at creation. The I/O limits {@code maxIops} and
+ * {@code maxBytesPerSecond} may be given at creation (as parameters or mutable parameters) and
+ * changed later with ControllerModifyVolume.
  */
 public final class VolumeParameters {
     public static final String REPL = "repl";
     public static final String FS_TYPE = "fsType";
+    public static final String MAX_IOPS = "maxIops";
+    public static final String MAX_BYTES_PER_SECOND = "maxBytesPerSecond";
     public static final int MAX_REPLICAS = 3;
+    public static final Set<String> MUTABLE = Set.of(MAX_IOPS, MAX_BYTES_PER_SECOND);
 
-    /** Keys and what they mean; the order is the order help texts show. */
+    /** Keys and what they mean. */
     public static final Map<String, String> SUPPORTED;
 
     static {
         Map<String, String> m = new LinkedHashMap<>();
         m.put(REPL, "number of replicas on distinct nodes, 1 to " + MAX_REPLICAS + " (default 1)");
         m.put(FS_TYPE, "file system created on first stage of a mount volume: ext4 or xfs (default ext4)");
+        m.put(MAX_IOPS, "mutable: most read/write operations per second, 0 for no limit (default 0)");
+        m.put(MAX_BYTES_PER_SECOND, "mutable: most bytes read and written per second, 0 for no limit (default 0)");
         SUPPORTED = Map.copyOf(m);
     }
 
     private final int replicaCount;
     private final String fsType;
+    private final IoLimits limits;
 
-    private VolumeParameters(int replicaCount, String fsType) {
+    private VolumeParameters(int replicaCount, String fsType, IoLimits limits) {
         this.replicaCount = replicaCount;
         this.fsType = fsType;
+        this.limits = limits;
     }
 
-    /** Validates {@code raw}; the error names the offending key. */
-    public static VolumeParameters parse(Map<String, String> raw) {
+    /** Validates creation-time parameters; the error names the offending key. */
+    public static VolumeParameters parse(Map<String, String> parameters, Map<String, String> mutableParameters) {
         int repl = 1;
         String fs = "ext4";
-        for (Map.Entry<String, String> e : raw.entrySet()) {
+        for (Map.Entry<String, String> e : parameters.entrySet()) {
             String key = e.getKey();
             String value = e.getValue() == null ? "" : e.getValue().trim();
             switch (key) {
                 case REPL -> repl = parseReplicas(value);
                 case FS_TYPE -> fs = parseFsType("parameters." + FS_TYPE, value);
+                case MAX_IOPS, MAX_BYTES_PER_SECOND -> { }
                 default -> throw StowageException.invalid("parameters." + key,
                         "unknown parameter; supported: " + String.join(", ", SUPPORTED.keySet()));
             }
         }
-        return new VolumeParameters(repl, fs);
+        IoLimits limits = applyLimits(IoLimits.UNLIMITED, "parameters.", parameters);
+        limits = applyLimits(limits, "mutable_parameters.", mutableParameters);
+        return new VolumeParameters(repl, fs, limits);
+    }
+
+    /** Reads parameters as stored with a volume (already validated once). */
+    public static VolumeParameters stored(Map<String, String> stored) {
+        return parse(stored, Map.of());
+    }
+
+    /** These parameters with {@code changes} to the mutable ones applied. */
+    public VolumeParameters modify(Map<String, String> changes) {
+        return new VolumeParameters(replicaCount, fsType, applyLimits(limits, "mutable_parameters.", changes));
+    }
+
+    private static IoLimits applyLimits(IoLimits base, String fieldPrefix, Map<String, String> values) {
+        long iops = base.maxIops();
+        long bps = base.maxBytesPerSecond();
+        for (Map.Entry<String, String> e : values.entrySet()) {
+            String key = e.getKey();
+            String value = e.getValue() == null ? "" : e.getValue().trim();
+            switch (key) {
+                case MAX_IOPS -> iops = parseNonNegative(fieldPrefix + key, value);
+                case MAX_BYTES_PER_SECOND -> bps = parseNonNegative(fieldPrefix + key, value);
+                default -> {
+                    if (fieldPrefix.startsWith("mutable")) {
+                        throw StowageException.invalid(fieldPrefix + key,
+                                "is not a mutable parameter; mutable: " + String.join(", ", MUTABLE));
+                    }
+                }
+            }
+        }
+        return new IoLimits(iops, bps);
+    }
+
+    private static long parseNonNegative(String field, String value) {
+        try {
+            long n = Long.parseLong(value);
+            if (n < 0) {
+                throw StowageException.invalid(field, n + " is negative");
+            }
+            return n;
+        } catch (NumberFormatException e) {
+            throw StowageException.invalid(field, "'" + value + "' is not a whole number");
+        }
     }
 
     private static int parseReplicas(String value) {
@@ -76,8 +134,19 @@ public final class VolumeParameters {
 
     public String fsType() { return fsType; }
 
+    public IoLimits limits() { return limits; }
+
     /** The normalised parameters as they are stored with the volume. */
     public Map<String, String> asMap() {
-        return Map.of(REPL, Integer.toString(replicaCount), FS_TYPE, fsType);
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put(REPL, Integer.toString(replicaCount));
+        m.put(FS_TYPE, fsType);
+        if (limits.maxIops() > 0) {
+            m.put(MAX_IOPS, Long.toString(limits.maxIops()));
+        }
+        if (limits.maxBytesPerSecond() > 0) {
+            m.put(MAX_BYTES_PER_SECOND, Long.toString(limits.maxBytesPerSecond()));
+        }
+        return Map.copyOf(m);
     }
 }
