@@ -227,7 +227,9 @@ class ControllerServiceTest {
         assertTrue(types.contains(Csi.ControllerServiceCapability.RPC.Type.CREATE_DELETE_SNAPSHOT));
         assertTrue(types.contains(Csi.ControllerServiceCapability.RPC.Type.MODIFY_VOLUME));
         assertFalse(types.contains(Csi.ControllerServiceCapability.RPC.Type.SINGLE_NODE_MULTI_WRITER));
-        assertEquals(12, types.size());
+        assertTrue(types.contains(Csi.ControllerServiceCapability.RPC.Type.GET_SNAPSHOT));
+        assertTrue(types.contains(Csi.ControllerServiceCapability.RPC.Type.PUBLISH_READONLY));
+        assertEquals(14, types.size());
     }
 
     @Test
