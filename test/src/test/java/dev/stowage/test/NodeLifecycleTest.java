@@ -1,0 +1,145 @@
+package dev.stowage.test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import csi.v1.Csi;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A real node's life on one host: a restart keeps volumes, snapshots, publications and data; a
+ * failed CreateVolume or NodeStageVolume leaves no record, mount or loop device behind.
+ */
+@Tag("root")
+class NodeLifecycleTest {
+    private static final String NODE = "lifecycle-node";
+    private Path dir;
+    private Path data;
+    private Path socket;
+    private Path logs;
+    private StowageNode node;
+
+    @BeforeEach
+    void startNode() throws Exception {
+        dir = Files.createTempDirectory("stowage-lifecycle-");
+        data = dir.resolve("data");
+        socket = dir.resolve("csi.sock");
+        logs = StowageNode.home().resolve("test/target/lifecycle");
+        node = new StowageNode(data, socket, logs.resolve("node.log"), List.of("--node-id", NODE)).start(Duration.ofMinutes(3));
+    }
+
+    @AfterEach
+    void stopNode() throws Exception {
+        try {
+            node.close();
+        } finally {
+            HostCleanup.cleanup(dir);
+        }
+    }
+
+    private static Csi.VolumeCapability mount(String fsType) {
+        return Csi.VolumeCapability.newBuilder()
+                .setMount(Csi.VolumeCapability.MountVolume.newBuilder().setFsType(fsType))
+                .setAccessMode(Csi.VolumeCapability.AccessMode.newBuilder()
+                        .setMode(Csi.VolumeCapability.AccessMode.Mode.SINGLE_NODE_WRITER))
+                .build();
+    }
+
+    private static String create(CsiClient csi, String name, long bytes, Csi.VolumeCapability cap) {
+        return csi.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName(name)
+                .addVolumeCapabilities(cap).setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(bytes))
+                .build()).getVolume().getVolumeId();
+    }
+
+    private void stage(CsiClient csi, String id, Path staging, Csi.VolumeCapability cap) {
+        csi.node().nodeStageVolume(Csi.NodeStageVolumeRequest.newBuilder().setVolumeId(id)
+                .setStagingTargetPath(staging.toString()).setVolumeCapability(cap).build());
+    }
+
+    private void unstage(CsiClient csi, String id, Path staging) {
+        csi.node().nodeUnstageVolume(Csi.NodeUnstageVolumeRequest.newBuilder().setVolumeId(id)
+                .setStagingTargetPath(staging.toString()).build());
+    }
+
+    @Test
+    void restartKeepsVolumesSnapshotsPublicationsAndData() throws Exception {
+        Csi.VolumeCapability cap = mount("ext4");
+        Path staging = dir.resolve("staging");
+        String id;
+        String snapshotId;
+        try (CsiClient csi = new CsiClient(socket)) {
+            id = create(csi, "kept", 128L << 20, cap);
+            csi.controller().controllerPublishVolume(Csi.ControllerPublishVolumeRequest.newBuilder()
+                    .setVolumeId(id).setNodeId(NODE).setVolumeCapability(cap).build());
+            stage(csi, id, staging, cap);
+            Files.writeString(staging.resolve("hello.txt"), "written before the restart");
+            unstage(csi, id, staging);
+            snapshotId = csi.controller().createSnapshot(Csi.CreateSnapshotRequest.newBuilder().setName("kept-snap")
+                    .setSourceVolumeId(id).build()).getSnapshot().getSnapshotId();
+        }
+        node.close();
+        node = new StowageNode(data, socket, logs.resolve("node-restarted.log"), List.of("--node-id", NODE))
+                .start(Duration.ofMinutes(3));
+        try (CsiClient csi = new CsiClient(socket)) {
+            Csi.ListVolumesResponse volumes = csi.controller().listVolumes(Csi.ListVolumesRequest.getDefaultInstance());
+            assertEquals(1, volumes.getEntriesCount());
+            assertEquals(id, volumes.getEntries(0).getVolume().getVolumeId());
+            assertEquals(List.of(NODE), volumes.getEntries(0).getStatus().getPublishedNodeIdsList(),
+                    "the publication survives the restart");
+            Csi.ListSnapshotsResponse snapshots = csi.controller().listSnapshots(Csi.ListSnapshotsRequest.getDefaultInstance());
+            assertEquals(snapshotId, snapshots.getEntries(0).getSnapshot().getSnapshotId());
+            stage(csi, id, staging, cap);
+            assertEquals("written before the restart", Files.readString(staging.resolve("hello.txt")));
+            unstage(csi, id, staging);
+        }
+    }
+
+    @Test
+    void failedCreateAndStageLeaveNothingBehind() throws Exception {
+        Path staging = dir.resolve("staging");
+        try (CsiClient csi = new CsiClient(socket)) {
+            String id = create(csi, "formatted-xfs", 512L << 20, mount("xfs"));
+            stage(csi, id, staging, mount("xfs"));
+            unstage(csi, id, staging);
+            String snapshotId = csi.controller().createSnapshot(Csi.CreateSnapshotRequest.newBuilder()
+                    .setName("snap").setSourceVolumeId(id).build()).getSnapshot().getSnapshotId();
+
+            // A restore smaller than its snapshot cannot be made: nothing may remain of the attempt.
+            StatusRuntimeException tooSmall = assertThrows(StatusRuntimeException.class, () -> csi.controller()
+                    .createVolume(Csi.CreateVolumeRequest.newBuilder().setName("too-small")
+                            .addVolumeCapabilities(mount("xfs"))
+                            .setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(64L << 20))
+                            .setVolumeContentSource(Csi.VolumeContentSource.newBuilder().setSnapshot(
+                                    Csi.VolumeContentSource.SnapshotSource.newBuilder().setSnapshotId(snapshotId)))
+                            .build()));
+            assertEquals(Status.Code.OUT_OF_RANGE, tooSmall.getStatus().getCode());
+            assertEquals(1, csi.controller().listVolumes(Csi.ListVolumesRequest.getDefaultInstance()).getEntriesCount());
+            // The same name now works with a valid size: no claim of the failed attempt is left.
+            create(csi, "too-small", 512L << 20, mount("xfs"));
+
+            // Staging an xfs volume as ext4 must fail without reformatting, and undo its attach.
+            StatusRuntimeException wrongFs = assertThrows(StatusRuntimeException.class,
+                    () -> stage(csi, id, staging, mount("ext4")));
+            assertEquals(Status.Code.FAILED_PRECONDITION, wrongFs.getStatus().getCode());
+            assertTrue(wrongFs.getStatus().getDescription().contains("xfs"), wrongFs.getStatus().getDescription());
+            assertEquals(List.of(), HostCleanup.mountsUnder(dir), "mounts left by the failed stage");
+            assertEquals(List.of(), HostCleanup.loopsUnder(data), "loop devices left by the failed stage");
+
+            // The volume still holds its xfs file system and stages as xfs.
+            stage(csi, id, staging, mount("xfs"));
+            unstage(csi, id, staging);
+            assertEquals(List.of(), HostCleanup.mountsUnder(dir));
+            assertEquals(List.of(), HostCleanup.loopsUnder(data));
+        }
+    }
+}
