@@ -181,7 +181,13 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                     checkCompatible(r, spec, params);
                     return toVolume(r);
                 }
-                // A claim without a record: an earlier attempt died midway. Finish it under the same id.
+                // A claim without a record: an earlier attempt died midway. Finish it under the same id,
+                // dropping replica data it may have left (no record, so nothing else references it).
+                try {
+                    pool.delete(id);
+                } catch (IOException e) {
+                    throw asStowage(e, "create volume " + name);
+                }
                 return createLocked(id, name, size, params, spec.contentSource(), claim.get().modRevision());
             }
             String id = "vol-" + UUID.randomUUID();
