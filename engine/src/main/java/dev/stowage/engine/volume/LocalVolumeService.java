@@ -622,7 +622,15 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             export = frontend.export(volumeId, coordinator,
                     new Frontend.ExportOptions(taken.getAttachment().getReadOnly(), true));
         } catch (IOException | RuntimeException e) {
-            coordinator.close();
+            try {
+                coordinator.close();
+                if (!r.hasAttachment()) {
+                    // The attachment was only made for this attach: do not leave it as a publication.
+                    metadata.put(v.key(), taken.toBuilder().clearAttachment().build().toByteArray(), revision);
+                }
+            } catch (IOException | RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
             throw e;
         }
         attached.put(volumeId, new Attached(coordinator, export));
