@@ -181,7 +181,13 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                     checkCompatible(r, spec, params);
                     return toVolume(r);
                 }
-                // A claim without a record: an earlier attempt died midway. Finish it under the same id.
+                // A claim without a record: an earlier attempt died midway. Finish it under the same id,
+                // dropping replica data it may have left (no record, so nothing else references it).
+                try {
+                    pool.delete(id);
+                } catch (IOException e) {
+                    throw asStowage(e, "create volume " + name);
+                }
                 return createLocked(id, name, size, params, spec.contentSource(), claim.get().modRevision());
             }
             String id = "vol-" + UUID.randomUUID();
@@ -616,7 +622,15 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             export = frontend.export(volumeId, coordinator,
                     new Frontend.ExportOptions(taken.getAttachment().getReadOnly(), true));
         } catch (IOException | RuntimeException e) {
-            coordinator.close();
+            try {
+                coordinator.close();
+                if (!r.hasAttachment()) {
+                    // The attachment was only made for this attach: do not leave it as a publication.
+                    metadata.put(v.key(), taken.toBuilder().clearAttachment().build().toByteArray(), revision);
+                }
+            } catch (IOException | RuntimeException cleanup) {
+                e.addSuppressed(cleanup);
+            }
             throw e;
         }
         attached.put(volumeId, new Attached(coordinator, export));

@@ -1,0 +1,147 @@
+package dev.stowage.engine.volume;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.stowage.engine.api.ErrorCode;
+import dev.stowage.engine.api.Snapshot;
+import dev.stowage.engine.api.Volume;
+import dev.stowage.engine.api.VolumeSpec;
+import dev.stowage.engine.cluster.MetadataStore;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/** Idempotent creation, nothing half-made on failure, and repair of a crash between creation steps. */
+class IdempotencyAndRepairTest extends VolumeServiceHarness {
+    private static final String ORPHAN = "vol-00000000-0000-0000-0000-00000000000a";
+
+    @Test
+    void sameNameAndSpecReturnsTheSameVolume() throws Exception {
+        Volume first = create("pvc-1", 10 * MIB);
+        Volume again = create("pvc-1", 10 * MIB);
+        assertEquals(first.id(), again.id());
+        assertEquals(first, again);
+        // A range the existing size satisfies is compatible too.
+        assertEquals(first.id(), service.createVolume(spec("pvc-1", 5 * MIB, 20 * MIB)).id());
+        assertEquals(Set.of(first.id()), pool.volumeIds());
+        assertEquals(1, service.listVolumes(0, "").items().size());
+    }
+
+    @Test
+    void sameNameWithAnotherSizeIsAlreadyExists() {
+        Volume first = create("pvc-1", 10 * MIB);
+        fails(ErrorCode.ALREADY_EXISTS, "name", () -> create("pvc-1", 20 * MIB));
+        fails(ErrorCode.ALREADY_EXISTS, "name", () -> service.createVolume(spec("pvc-1", MIB, 5 * MIB)));
+        assertEquals(first, service.getVolume(first.id()).orElseThrow());
+    }
+
+    @Test
+    void sameNameWithAnotherFsTypeOrReplicaCountIsAlreadyExists() {
+        create("pvc-1", 10 * MIB);
+        fails(ErrorCode.ALREADY_EXISTS, "name", () -> service.createVolume(new VolumeSpec("pvc-1", 10 * MIB, 0,
+                Map.of("fsType", "xfs"), new VolumeSpec.ContentSource.Empty())));
+        // repl=1 spelled out equals the default: still the same volume.
+        service.createVolume(new VolumeSpec("pvc-1", 10 * MIB, 0, Map.of("repl", "1", "fsType", "ext4"),
+                new VolumeSpec.ContentSource.Empty()));
+    }
+
+    @Test
+    void sameNameWithAnotherContentSourceIsAlreadyExists() {
+        Volume src = create("src", 10 * MIB);
+        Snapshot snap = service.createSnapshot("snap", src.id());
+        create("pvc-1", 10 * MIB);
+        fails(ErrorCode.ALREADY_EXISTS, "name", () -> service.createVolume(new VolumeSpec("pvc-1", 10 * MIB, 0,
+                Map.of(), new VolumeSpec.ContentSource.FromSnapshot(snap.id()))));
+        fails(ErrorCode.ALREADY_EXISTS, "name", () -> service.createVolume(new VolumeSpec("pvc-1", 10 * MIB, 0,
+                Map.of(), new VolumeSpec.ContentSource.FromVolume(src.id()))));
+        Volume restored = service.createVolume(new VolumeSpec("pvc-2", 10 * MIB, 0, Map.of(),
+                new VolumeSpec.ContentSource.FromSnapshot(snap.id())));
+        fails(ErrorCode.ALREADY_EXISTS, "name", () -> create("pvc-2", 10 * MIB));
+        assertEquals(restored.id(), service.createVolume(new VolumeSpec("pvc-2", 10 * MIB, 0, Map.of(),
+                new VolumeSpec.ContentSource.FromSnapshot(snap.id()))).id());
+    }
+
+    @Test
+    void retryAfterModifyChangedTheLimitsIsStillCompatible() {
+        VolumeSpec spec = new VolumeSpec("pvc-io", 10 * MIB, 0, Map.of(), Map.of("maxIops", "100"),
+                new VolumeSpec.ContentSource.Empty());
+        Volume first = service.createVolume(spec);
+        service.modifyVolume(first.id(), Map.of("maxIops", "900", "maxBytesPerSecond", "4096"));
+        Volume again = service.createVolume(spec);
+        assertEquals(first.id(), again.id());
+        // The retry reports the volume as it is, and does not undo the modification.
+        assertEquals("900", again.parameters().get("maxIops"));
+        assertEquals("900", service.getVolume(first.id()).orElseThrow().parameters().get("maxIops"));
+    }
+
+    @Test
+    void createFromMissingSnapshotLeavesNoClaimAndNoData() throws Exception {
+        fails(ErrorCode.NOT_FOUND, () -> service.createVolume(new VolumeSpec("pvc-x", MIB, 0, Map.of(),
+                new VolumeSpec.ContentSource.FromSnapshot("snap-00000000-0000-0000-0000-000000000000"))));
+        fails(ErrorCode.NOT_FOUND, () -> service.createVolume(new VolumeSpec("pvc-y", MIB, 0, Map.of(),
+                new VolumeSpec.ContentSource.FromVolume(ORPHAN))));
+        assertEquals(List.of(), metadataKeys());
+        assertEquals(Set.of(), pool.volumeIds());
+        // The names are free: creating them empty works.
+        create("pvc-x", MIB);
+    }
+
+    @Test
+    void restartDropsAClaimAndPoolDataThatHaveNoVolumeRecord() throws Exception {
+        Volume kept = create("kept", MIB);
+        // A crash after the claim and the data, before the record:
+        metadata.put(MetadataKeys.volumeName("half-made"), ORPHAN.getBytes(StandardCharsets.UTF_8), MetadataStore.ABSENT);
+        pool.create(ORPHAN, MIB);
+        // ...and one that died right after the claim.
+        String claimOnly = "vol-00000000-0000-0000-0000-00000000000b";
+        metadata.put(MetadataKeys.volumeName("claim-only"), claimOnly.getBytes(StandardCharsets.UTF_8),
+                MetadataStore.ABSENT);
+
+        restart();
+
+        assertEquals(Set.of(kept.id()), pool.volumeIds());
+        assertEquals(List.of(MetadataKeys.volumeName("kept"), MetadataKeys.volume(kept.id())), metadataKeys());
+        assertEquals(kept, service.getVolume(kept.id()).orElseThrow());
+        Volume fresh = create("half-made", MIB);
+        assertNotEquals(ORPHAN, fresh.id());
+    }
+
+    @Test
+    void restartDropsAHalfMadeSnapshotClaimAndItsLayer() throws Exception {
+        Volume v = create("src", MIB);
+        String snapId = "snap-00000000-0000-0000-0000-00000000000c";
+        metadata.put(MetadataKeys.snapshotName("half-snap"), snapId.getBytes(StandardCharsets.UTF_8), MetadataStore.ABSENT);
+        pool.snapshot(v.id(), snapId);
+
+        restart();
+
+        assertFalse(pool.snapshotExists(snapId));
+        assertTrue(metadata.get(MetadataKeys.snapshotName("half-snap")).isEmpty());
+        assertNotEquals(snapId, service.createSnapshot("half-snap", v.id()).id());
+    }
+
+    @Test
+    void retriedCreateCompletesAClaimWithoutRecordUnderTheSameId() throws Exception {
+        metadata.put(MetadataKeys.volumeName("pvc-retry"), ORPHAN.getBytes(StandardCharsets.UTF_8), MetadataStore.ABSENT);
+        Volume v = create("pvc-retry", MIB);
+        assertEquals(ORPHAN, v.id());
+        assertEquals(Set.of(ORPHAN), pool.volumeIds());
+        assertEquals(v, service.getVolume(ORPHAN).orElseThrow());
+    }
+
+    @Test
+    void retriedCreateCompletesAClaimWhoseDataWasAlreadyMade() throws Exception {
+        // The claim and the replica data exist (the record write failed and so did the cleanup).
+        metadata.put(MetadataKeys.volumeName("pvc-retry"), ORPHAN.getBytes(StandardCharsets.UTF_8), MetadataStore.ABSENT);
+        pool.create(ORPHAN, MIB);
+        Volume v = create("pvc-retry", 2 * MIB);
+        assertEquals(ORPHAN, v.id());
+        assertEquals(2 * MIB, store(ORPHAN).sizeBytes());
+        assertEquals(v, service.getVolume(ORPHAN).orElseThrow());
+    }
+}

@@ -1,0 +1,203 @@
+package dev.stowage.engine.volume;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.stowage.engine.api.ErrorCode;
+import dev.stowage.engine.api.Volume;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+
+/** Publication (controller side) and attachment (node side): preconditions, fencing epochs, restart. */
+class PublishAttachTest extends VolumeServiceHarness {
+
+    @Test
+    void publishRecordsTheNodeAndIsIdempotent() {
+        Volume v = create("v", MIB);
+        Volume p = service.publish(v.id(), NODE, false);
+        assertEquals(Optional.of(new Volume.Attachment(NODE, false, Optional.empty())), p.attachment());
+        assertEquals(p, service.publish(v.id(), NODE, false));
+        assertEquals(p.attachment(), service.getVolume(v.id()).orElseThrow().attachment());
+    }
+
+    @Test
+    void publishToUnknownNodeOrMissingVolumeIsNotFound() {
+        Volume v = create("v", MIB);
+        fails(ErrorCode.NOT_FOUND, () -> service.publish(v.id(), "node-b", false));
+        fails(ErrorCode.NOT_FOUND, () -> service.publish("vol-00000000-0000-0000-0000-000000000000", NODE, false));
+        assertTrue(service.getVolume(v.id()).orElseThrow().attachment().isEmpty());
+    }
+
+    @Test
+    void publishedElsewhereIsFailedPrecondition() {
+        Volume v = create("v", MIB);
+        // Another node's publication, as a controller elsewhere would have written it.
+        metadata.put(MetadataKeys.volume(v.id()), dev.stowage.proto.metadata.VolumeRecord.newBuilder(
+                        MetadataProtos.parseVolume("", metadata.get(MetadataKeys.volume(v.id())).orElseThrow().value()))
+                .setAttachment(dev.stowage.proto.metadata.AttachmentRecord.newBuilder().setNodeId("node-b"))
+                .build().toByteArray(), metadata.get(MetadataKeys.volume(v.id())).orElseThrow().modRevision());
+        fails(ErrorCode.FAILED_PRECONDITION, () -> service.publish(v.id(), NODE, false));
+        fails(ErrorCode.FAILED_PRECONDITION, () -> service.attachDevice(v.id()));
+        assertTrue(frontend.exported().isEmpty());
+        // Unpublishing from a node it is not published on is a no-op.
+        service.unpublish(v.id(), NODE);
+        assertEquals("node-b", service.getVolume(v.id()).orElseThrow().attachment().orElseThrow().nodeId());
+    }
+
+    @Test
+    void publishWithOtherReadonlyIsAlreadyExists() {
+        Volume v = create("v", MIB);
+        service.publish(v.id(), NODE, true);
+        fails(ErrorCode.ALREADY_EXISTS, "readonly", () -> service.publish(v.id(), NODE, false));
+        service.attachDevice(v.id());
+        assertTrue(frontend.live(v.id()).options.readOnly());
+    }
+
+    @Test
+    void publishBeyondTheNodesMaximumIsResourceExhausted() {
+        for (int i = 0; i < 3; i++) {
+            service.publish(create("v" + i, MIB).id(), NODE, false);
+        }
+        Volume extra = create("extra", MIB);
+        fails(ErrorCode.RESOURCE_EXHAUSTED, "node_id", () -> service.publish(extra.id(), NODE, false));
+        assertTrue(service.getVolume(extra.id()).orElseThrow().attachment().isEmpty());
+    }
+
+    @Test
+    void deleteWhilePublishedIsFailedPrecondition() {
+        Volume v = create("v", MIB);
+        service.publish(v.id(), NODE, false);
+        fails(ErrorCode.FAILED_PRECONDITION, () -> service.deleteVolume(v.id()));
+        assertTrue(service.getVolume(v.id()).isPresent());
+        service.unpublish(v.id(), NODE);
+        service.deleteVolume(v.id());
+        assertTrue(service.getVolume(v.id()).isEmpty());
+    }
+
+    @Test
+    void unpublishWhileAttachedIsFailedPrecondition() {
+        Volume v = create("v", MIB);
+        service.publish(v.id(), NODE, false);
+        service.attachDevice(v.id());
+        fails(ErrorCode.FAILED_PRECONDITION, () -> service.unpublish(v.id(), NODE));
+        service.detachDevice(v.id());
+        service.unpublish(v.id(), NODE);
+        service.unpublish(v.id(), NODE);
+        assertTrue(service.getVolume(v.id()).orElseThrow().attachment().isEmpty());
+    }
+
+    @Test
+    void attachRecordsTheDeviceAndRepeatsSafely() {
+        Volume v = create("v", MIB);
+        service.publish(v.id(), NODE, false);
+        Path dev = service.attachDevice(v.id());
+        assertEquals(Path.of("/dev/fake0"), dev);
+        assertEquals(dev, service.attachDevice(v.id()));
+        assertEquals(List.of(v.id()), frontend.exported());
+        Volume now = service.getVolume(v.id()).orElseThrow();
+        assertEquals(Optional.of("/dev/fake0"), now.attachment().orElseThrow().devicePath());
+        assertEquals(1, now.epoch());
+        assertEquals(1, service.coordinator(v.id()).orElseThrow().epoch());
+    }
+
+    @Test
+    void eachAttachBumpsTheEpochFencingEarlierCoordinators() {
+        Volume v = create("v", MIB);
+        service.publish(v.id(), NODE, false);
+        for (long expected = 1; expected <= 3; expected++) {
+            service.attachDevice(v.id());
+            assertEquals(expected, service.getVolume(v.id()).orElseThrow().epoch());
+            assertEquals(expected, service.coordinator(v.id()).orElseThrow().epoch());
+            service.detachDevice(v.id());
+        }
+    }
+
+    @Test
+    void detachClearsTheDeviceClosesTheExportAndKeepsThePublication() {
+        Volume v = create("v", MIB);
+        service.publish(v.id(), NODE, false);
+        service.attachDevice(v.id());
+        RecordingFrontend.RecordingExport export = frontend.live(v.id());
+        service.detachDevice(v.id());
+        assertTrue(export.closed);
+        assertTrue(service.coordinator(v.id()).isEmpty());
+        Volume.Attachment a = service.getVolume(v.id()).orElseThrow().attachment().orElseThrow();
+        assertEquals(NODE, a.nodeId());
+        assertEquals(Optional.empty(), a.devicePath());
+        service.detachDevice(v.id());
+    }
+
+    @Test
+    void failedExportLeavesTheVolumeDetachedAndAttachWorksOnceTheFrontendRecovers() {
+        Volume v = create("v", MIB);
+        service.publish(v.id(), NODE, false);
+        frontend.failNextExport(new IOException("no loop device free"));
+        fails(ErrorCode.INTERNAL, () -> service.attachDevice(v.id()));
+        assertTrue(service.coordinator(v.id()).isEmpty());
+        assertTrue(frontend.exported().isEmpty());
+        Volume after = service.getVolume(v.id()).orElseThrow();
+        assertEquals(Optional.empty(), after.attachment().orElseThrow().devicePath());
+        // Unpublishing is allowed: nothing is attached.
+        service.unpublish(v.id(), NODE);
+        service.publish(v.id(), NODE, false);
+
+        Path dev = service.attachDevice(v.id());
+        assertEquals(Optional.of(dev.toString()),
+                service.getVolume(v.id()).orElseThrow().attachment().orElseThrow().devicePath());
+        assertEquals(after.epoch() + 1, service.getVolume(v.id()).orElseThrow().epoch());
+    }
+
+    @Test
+    void failedExportOfAnUnpublishedVolumeLeavesNoPublication() {
+        Volume v = create("v", MIB);
+        frontend.failNextExport(new IOException("no loop device free"));
+        fails(ErrorCode.INTERNAL, () -> service.attachDevice(v.id()));
+        // Nothing half-made: the volume can still be deleted.
+        service.deleteVolume(v.id());
+        assertTrue(service.getVolume(v.id()).isEmpty());
+    }
+
+    @Test
+    void attachBeyondTheNodesMaximumIsResourceExhausted() {
+        for (int i = 0; i < 3; i++) {
+            Volume v = create("v" + i, MIB);
+            service.publish(v.id(), NODE, false);
+            service.attachDevice(v.id());
+        }
+        Volume extra = create("extra", MIB);
+        fails(ErrorCode.RESOURCE_EXHAUSTED, () -> service.attachDevice(extra.id()));
+        assertEquals(0, service.getVolume(extra.id()).orElseThrow().epoch());
+    }
+
+    @Test
+    void restartExportsAttachedVolumesAgainWithANewEpoch() throws Exception {
+        Volume attached = create("attached", MIB);
+        Volume publishedOnly = create("published", MIB);
+        Volume idle = create("idle", MIB);
+        service.publish(attached.id(), NODE, false);
+        service.publish(publishedOnly.id(), NODE, false);
+        service.attachDevice(attached.id());
+        write(attached.id(), 0, pattern(9, 4096));
+
+        restart();
+
+        assertTrue(service.ready());
+        assertTrue(service.coordinator(attached.id()).isPresent());
+        assertFalse(service.coordinator(publishedOnly.id()).isPresent());
+        assertFalse(service.coordinator(idle.id()).isPresent());
+        assertTrue(frontend.cleaned().contains(attached.id()));
+        assertTrue(frontend.live(attached.id()) != null);
+        Volume now = service.getVolume(attached.id()).orElseThrow();
+        assertEquals(2, now.epoch());
+        assertEquals(Optional.of(frontend.live(attached.id()).devicePath().toString()),
+                now.attachment().orElseThrow().devicePath());
+        assertEquals(2, service.coordinator(attached.id()).orElseThrow().epoch());
+        java.nio.ByteBuffer dst = java.nio.ByteBuffer.allocate(4096);
+        service.coordinator(attached.id()).orElseThrow().read(0, dst);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(pattern(9, 4096), dst.array());
+    }
+}
