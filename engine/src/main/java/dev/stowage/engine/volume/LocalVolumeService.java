@@ -135,10 +135,18 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
             if (r.hasAttachment() && r.getAttachment().getNodeId().equals(config.nodeId())
                     && !r.getAttachment().getDevicePath().isEmpty()) {
-                frontend.cleanupStale(r.getId());
                 LOG.info("volume {} was attached here as {} before the restart: attaching it again",
                         r.getId(), r.getAttachment().getDevicePath());
-                attachLocked(r.getId());
+                try {
+                    frontend.cleanupStale(r.getId());
+                    attachLocked(r.getId());
+                } catch (IOException | RuntimeException e) {
+                    // One volume that cannot come back must not keep the node from serving the others;
+                    // NodeStage will try again and report the error to its caller.
+                    LOG.error("volume {}: attaching it again after the restart failed: {}", r.getId(), e.toString());
+                    updateRecord(r.getId(), x -> x.hasAttachment()
+                            ? x.toBuilder().setAttachment(x.getAttachment().toBuilder().clearDevicePath()).build() : x);
+                }
             }
         }
     }
@@ -188,8 +196,12 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 } catch (IOException e) {
                     throw asStowage(e, "create volume " + name);
                 }
+                size = sizeForSource(size, spec);
+                requireProvisionable(size, 0);
                 return createLocked(id, name, size, params, spec.contentSource(), claim.get().modRevision());
             }
+            size = sizeForSource(size, spec);
+            requireProvisionable(size, 0);
             String id = "vol-" + UUID.randomUUID();
             long claimRevision = metadata.put(MetadataKeys.volumeName(name), id.getBytes(StandardCharsets.UTF_8),
                     MetadataStore.ABSENT);
@@ -299,13 +311,43 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                     "capacity_range.required_bytes: " + size + " exceeds the largest volume, "
                             + config.maxVolumeBytes() + " bytes", null);
         }
-        long provisionable = provisionableBytes();
-        if (size > provisionable) {
-            throw new StowageException(ErrorCode.RESOURCE_EXHAUSTED, "capacity_range.required_bytes",
-                    "capacity_range.required_bytes: " + size + " bytes exceed what the pool can still provision ("
-                            + provisionable + " bytes)", null);
+        return size;
+    }
+
+    /**
+     * Without a required size, a volume restored or cloned from a larger source takes the source's size
+     * rather than failing for being too small.
+     */
+    private long sizeForSource(long size, VolumeSpec spec) {
+        if (spec.requiredBytes() > 0) {
+            return size;
+        }
+        long sourceSize = 0;
+        try {
+            if (spec.contentSource() instanceof VolumeSpec.ContentSource.FromSnapshot s
+                    && metadata.get(MetadataKeys.snapshot(s.snapshotId())).isPresent()) {
+                sourceSize = pool.snapshotSizeBytes(s.snapshotId());
+            } else if (spec.contentSource() instanceof VolumeSpec.ContentSource.FromVolume v) {
+                sourceSize = metadata.get(MetadataKeys.volume(v.volumeId()))
+                        .map(x -> MetadataProtos.parseVolume(x.key(), x.value()).getSizeBytes()).orElse(0L);
+            }
+        } catch (IOException e) {
+            throw asStowage(e, "size of the content source");
+        }
+        if (sourceSize > size && (spec.limitBytes() == 0 || sourceSize <= spec.limitBytes())) {
+            return roundUp(sourceSize);
         }
         return size;
+    }
+
+    /** RESOURCE_EXHAUSTED unless the pool can provision {@code size} more bytes beyond {@code alreadyCounted}. */
+    private void requireProvisionable(long size, long alreadyCounted) {
+        long provisionable = provisionableBytes();
+        if (size - alreadyCounted > provisionable) {
+            throw new StowageException(ErrorCode.RESOURCE_EXHAUSTED, "capacity_range.required_bytes",
+                    "capacity_range.required_bytes: " + (size - alreadyCounted)
+                            + " more bytes exceed what the pool can still provision (" + provisionable + " bytes)", null);
+        }
     }
 
     private static long roundUp(long size) {
@@ -366,6 +408,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 return r.getSizeBytes();
             }
             long size = chooseSize(requiredBytes, limitBytes);
+            requireProvisionable(size, r.getSizeBytes());
             Attached a = attached.get(volumeId);
             if (a != null) {
                 a.coordinator().resize(size);

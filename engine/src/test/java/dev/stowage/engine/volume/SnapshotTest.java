@@ -150,4 +150,15 @@ class SnapshotTest extends VolumeServiceHarness {
         assertEquals("", p2.nextToken());
         fails(ErrorCode.ABORTED, "starting_token", () -> service.listSnapshots(null, null, 2, "bogus"));
     }
+
+    @Test
+    void restoreWithoutARequiredSizeTakesTheSnapshotsSize() {
+        // The default size is 1 GiB; a larger source must not make a size-less restore fail.
+        Volume src = fromSource("big", 3L << 30, new VolumeSpec.ContentSource.Empty());
+        Snapshot s = service.createSnapshot("s", src.id());
+        Volume restored = fromSource("restored", 0, new VolumeSpec.ContentSource.FromSnapshot(s.id()));
+        assertEquals(3L << 30, restored.sizeBytes());
+        Volume clone = fromSource("clone", 0, new VolumeSpec.ContentSource.FromVolume(src.id()));
+        assertEquals(3L << 30, clone.sizeBytes());
+    }
 }
