@@ -16,7 +16,7 @@ import java.util.Map;
  */
 public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<String, String> labels,
                           List<URI> etcdEndpoints, int maxVolumes, int fuseThreads, boolean csiController,
-                          boolean csiNode) {
+                          boolean csiNode, boolean loopDirectIo) {
 
     static final String USAGE = """
             usage: stowage node --data-dir DIR [options]
@@ -28,6 +28,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
               --max-volumes N           volumes this node attaches at most (default 64)
               --fuse-threads N          FUSE server threads per attached volume (default 4)
               --csi-services LIST       controller,node (default both)
+              --loop-direct-io on|off   loop devices use direct I/O on the FUSE file (default on)
             """;
 
     /** Parses {@code args} (after the word "node"). */
@@ -52,7 +53,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 value = args.get(++i);
             }
             if (!List.of("data-dir", "csi-endpoint", "node-id", "zone", "rack", "etcd", "max-volumes",
-                    "fuse-threads", "csi-services").contains(key)) {
+                    "fuse-threads", "csi-services", "loop-direct-io").contains(key)) {
                 throw new IllegalArgumentException("unknown option --" + key);
             }
             if (values.put(key, value) != null) {
@@ -102,8 +103,12 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 default -> throw new IllegalArgumentException("--csi-services: unknown service '" + s + "'");
             }
         }
+        String dio = values.getOrDefault("loop-direct-io", "on");
+        if (!dio.equals("on") && !dio.equals("off")) {
+            throw new IllegalArgumentException("--loop-direct-io '" + dio + "' must be on or off");
+        }
         return new NodeOptions(dataDir, socket, nodeId, Map.copyOf(labels), List.copyOf(etcd), maxVolumes,
-                fuseThreads, controller, node);
+                fuseThreads, controller, node, dio.equals("on"));
     }
 
     /** Accepts unix:///abs/path, unix:/abs/path and /abs/path. */
@@ -150,7 +155,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
     public String describe() {
         return "data-dir=" + dataDir + " csi-endpoint=unix://" + csiSocket + " node-id=" + nodeId + " labels=" + labels
                 + " metadata=" + (etcdEndpoints.isEmpty() ? "embedded" : "etcd " + etcdEndpoints)
-                + " max-volumes=" + maxVolumes + " fuse-threads=" + fuseThreads
+                + " max-volumes=" + maxVolumes + " fuse-threads=" + fuseThreads + " loop-direct-io=" + (loopDirectIo ? "on" : "off")
                 + " csi-services=" + (csiController ? "controller" : "") + (csiController && csiNode ? "," : "")
                 + (csiNode ? "node" : "");
     }

@@ -44,7 +44,8 @@ public final class NodeRuntime implements AutoCloseable {
                     .withThreadsPerVolume(options.fuseThreads()));
             started.push(frontend);
             VolumeServiceConfig config = new VolumeServiceConfig(options.nodeId(), options.labels(),
-                    options.maxVolumes(), VolumeServiceConfig.GIB, 64L * 1024 * VolumeServiceConfig.GIB, 4.0);
+                    options.maxVolumes(), VolumeServiceConfig.GIB, 64L * 1024 * VolumeServiceConfig.GIB, 4.0,
+                    options.loopDirectIo());
             volumes = new LocalVolumeService(config, metadata, pool, frontend, Clock.systemUTC());
             started.push(volumes);
             volumes.start();

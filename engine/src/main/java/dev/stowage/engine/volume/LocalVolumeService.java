@@ -663,7 +663,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         try {
             frontend.cleanupStale(volumeId);
             export = frontend.export(volumeId, coordinator,
-                    new Frontend.ExportOptions(taken.getAttachment().getReadOnly(), true));
+                    new Frontend.ExportOptions(taken.getAttachment().getReadOnly(), config.exportDirectIo()));
         } catch (IOException | RuntimeException e) {
             try {
                 coordinator.close();

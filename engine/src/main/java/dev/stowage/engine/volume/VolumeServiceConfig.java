@@ -11,9 +11,12 @@ import java.util.Map;
  * @param defaultVolumeBytes size of a volume created without a required size
  * @param maxVolumeBytes largest volume the engine creates
  * @param overprovisionRatio how far thin volumes may together exceed the pool's capacity
+ * @param exportDirectIo whether the kernel's block device reaches the frontend with direct I/O
+ *        (loop device O_DIRECT on the FUSE file); off only to measure the difference
  */
 public record VolumeServiceConfig(String nodeId, Map<String, String> labels, int maxVolumes,
-                                  long defaultVolumeBytes, long maxVolumeBytes, double overprovisionRatio) {
+                                  long defaultVolumeBytes, long maxVolumeBytes, double overprovisionRatio,
+                                  boolean exportDirectIo) {
     public static final long GIB = 1L << 30;
 
     public VolumeServiceConfig {
@@ -33,6 +36,6 @@ public record VolumeServiceConfig(String nodeId, Map<String, String> labels, int
     }
 
     public static VolumeServiceConfig defaults(String nodeId) {
-        return new VolumeServiceConfig(nodeId, Map.of(), 64, GIB, 64L * 1024 * GIB, 4.0);
+        return new VolumeServiceConfig(nodeId, Map.of(), 64, GIB, 64L * 1024 * GIB, 4.0, true);
     }
 }

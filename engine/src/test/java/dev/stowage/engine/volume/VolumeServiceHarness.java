@@ -44,7 +44,7 @@ abstract class VolumeServiceHarness {
 
     /** The service's settings; tests override to change limits. */
     VolumeServiceConfig config() {
-        return new VolumeServiceConfig(NODE, Map.of("zone", "z1", "rack", "r1"), 3, GIB, 16 * GIB, 4.0);
+        return new VolumeServiceConfig(NODE, Map.of("zone", "z1", "rack", "r1"), 3, GIB, 16 * GIB, 4.0, true);
     }
 
     @BeforeEach

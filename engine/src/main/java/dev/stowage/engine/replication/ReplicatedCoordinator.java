@@ -1,0 +1,411 @@
+package dev.stowage.engine.replication;
+
+import dev.stowage.engine.block.BlockTarget;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The single writer of a replicated volume, on the node that attached it. Every write gets a
+ * generation ({@code epoch << 40 | sequence}) and goes to every HEALTHY and REBUILDING replica at
+ * once; it is acknowledged when every HEALTHY replica acknowledged it. A replica that fails a write
+ * or a flush is marked STALE in metadata (through {@link ReplicaHealth}) <em>before</em> the failing
+ * request returns, so no acknowledged write can be missing from a replica the metadata calls healthy.
+ * With no healthy replica left, I/O fails.
+ *
+ * <p>Reads go to the local replica when it is healthy, else to another healthy one; a replica that
+ * fails a read (a checksum mismatch, say) is skipped and the block is rewritten on it from the
+ * replica that answered.
+ *
+ * <p>Resync and rebuild ({@link #resync}) copy, region by region, exactly the regions whose
+ * generation on a healthy replica is higher than on the target; a region being copied is locked
+ * against writes so that a copy never overwrites newer data.
+ *
+ * <p>Fencing: a replica that has seen a newer epoch refuses requests with
+ * {@link StaleEpochException}; the coordinator then stops serving for good.
+ *
+ * <p>Threading: thread-safe. Blocking calls ({@link BlockTarget} methods, {@link #resync}) run on
+ * frontend or maintenance threads, never on an event loop.
+ */
+public final class ReplicatedCoordinator implements BlockTarget, AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ReplicatedCoordinator.class);
+    /** Size of a resync region: the unit of generation tracking on replicas. */
+    public static final int REGION_SIZE = 1 << 20;
+    private static final int LOCK_STRIPES = 1024;
+    private static final int GENERATION_BATCH = 1024;
+
+    /** Where replica state changes are recorded (the volume's metadata record). */
+    public interface ReplicaHealth {
+        /** Records {@code nodeId}'s replica as STALE; returns only once that is durable. */
+        void markStale(String nodeId, Throwable cause) throws IOException;
+
+        /** Records {@code nodeId}'s replica as REBUILDING (it receives writes but is not read). */
+        void markRebuilding(String nodeId) throws IOException;
+
+        /** Records {@code nodeId}'s replica as HEALTHY once it holds every acknowledged write. */
+        void markHealthy(String nodeId) throws IOException;
+    }
+
+    /** What the coordinator believes of each replica. */
+    public enum State { HEALTHY, REBUILDING, STALE }
+
+    private static final class Member {
+        final ReplicaEndpoint endpoint;
+        volatile State state;
+
+        Member(ReplicaEndpoint endpoint, State state) {
+            this.endpoint = endpoint;
+            this.state = state;
+        }
+    }
+
+    private final String volumeId;
+    private final long epoch;
+    private final String localNodeId;
+    private final ReplicaHealth health;
+    private final IoThrottle throttle;
+    private final AtomicLong sequence = new AtomicLong();
+    private final Map<String, Member> members = new ConcurrentHashMap<>();
+    private final ReentrantReadWriteLock[] regionLocks = new ReentrantReadWriteLock[LOCK_STRIPES];
+    private final Object stateLock = new Object();
+    private final LongAdder resyncBytes = new LongAdder();
+    private volatile long sizeBytes;
+    private volatile boolean fenced;
+    private volatile boolean closed;
+
+    /**
+     * @param replicas endpoints with the state metadata gives them; only HEALTHY ones serve reads
+     */
+    public ReplicatedCoordinator(String volumeId, long epoch, long sizeBytes, String localNodeId,
+                                 Map<ReplicaEndpoint, State> replicas, ReplicaHealth health, IoThrottle throttle) {
+        if (epoch <= 0 || epoch >= (1L << 23)) {
+            throw new IllegalArgumentException("epoch " + epoch + " outside 1.." + ((1L << 23) - 1));
+        }
+        this.volumeId = volumeId;
+        this.epoch = epoch;
+        this.sizeBytes = sizeBytes;
+        this.localNodeId = localNodeId;
+        this.health = health;
+        this.throttle = throttle;
+        replicas.forEach((endpoint, state) -> members.put(endpoint.nodeId(), new Member(endpoint, state)));
+        for (int i = 0; i < LOCK_STRIPES; i++) {
+            regionLocks[i] = new ReentrantReadWriteLock();
+        }
+    }
+
+    public String volumeId() { return volumeId; }
+
+    public long epoch() { return epoch; }
+
+    /** The coordinator's view of each replica's state. */
+    public Map<String, State> states() {
+        Map<String, State> m = new ConcurrentHashMap<>();
+        members.forEach((node, member) -> m.put(node, member.state));
+        return Map.copyOf(m);
+    }
+
+    /** Bytes copied by resyncs and rebuilds so far. */
+    public long resyncBytes() { return resyncBytes.sum(); }
+
+    public boolean fenced() { return fenced; }
+
+    @Override
+    public long sizeBytes() { return sizeBytes; }
+
+    /** Grows the volume as seen by the frontend; replicas grow through the management path first. */
+    public void setSizeBytes(long newSize) { this.sizeBytes = newSize; }
+
+    public void setLimits(IoLimits limits) { throttle.setLimits(limits); }
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws IOException {
+        checkUsable();
+        int length = src.remaining();
+        throttle(length);
+        long generation = (epoch << 40) | sequence.incrementAndGet();
+        List<ReentrantReadWriteLock.ReadLock> held = lockRegions(offset, length);
+        try {
+            List<Member> targets = writable();
+            List<CompletableFuture<Void>> futures = new ArrayList<>(targets.size());
+            for (Member m : targets) {
+                futures.add(m.endpoint.writeAsync(offset, src.duplicate(), generation));
+            }
+            settle(targets, futures, "write");
+        } finally {
+            held.forEach(ReentrantReadWriteLock.ReadLock::unlock);
+        }
+        src.position(src.limit());
+    }
+
+    @Override
+    public void flush() throws IOException {
+        checkUsable();
+        List<Member> targets = writable();
+        List<CompletableFuture<Void>> futures = new ArrayList<>(targets.size());
+        for (Member m : targets) {
+            futures.add(m.endpoint.flushAsync());
+        }
+        settle(targets, futures, "flush");
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+        checkUsable();
+        throttle(dst.remaining());
+        IOException last = null;
+        List<Member> failed = new ArrayList<>();
+        for (Member m : readOrder()) {
+            try {
+                await(m.endpoint.readAsync(offset, dst.duplicate()));
+                if (!failed.isEmpty()) {
+                    repair(failed, offset, dst.duplicate());
+                }
+                dst.position(dst.limit());
+                return;
+            } catch (StaleEpochException e) {
+                fence(e);
+                throw e;
+            } catch (IOException e) {
+                LOG.warn("volume {}: read of {} bytes at {} from node {} failed ({}); trying another replica",
+                        volumeId, dst.remaining(), offset, m.endpoint.nodeId(), e.getMessage());
+                failed.add(m);
+                last = e;
+            }
+        }
+        throw last != null ? last : new IOException("volume " + volumeId + ": no healthy replica to read from");
+    }
+
+    /** Rewrites a range that failed to read on {@code failed} replicas with the data another one returned. */
+    private void repair(List<Member> failed, long offset, ByteBuffer good) {
+        long generation = (epoch << 40) | sequence.incrementAndGet();
+        List<ReentrantReadWriteLock.ReadLock> held = lockRegions(offset, good.remaining());
+        try {
+            for (Member m : failed) {
+                try {
+                    await(m.endpoint.writeAsync(offset, good.duplicate(), generation));
+                    LOG.info("volume {}: repaired {} bytes at {} on node {} from another replica", volumeId,
+                            good.remaining(), offset, m.endpoint.nodeId());
+                } catch (IOException e) {
+                    LOG.warn("volume {}: repair on node {} failed: {}", volumeId, m.endpoint.nodeId(), e.getMessage());
+                }
+            }
+        } finally {
+            held.forEach(ReentrantReadWriteLock.ReadLock::unlock);
+        }
+    }
+
+    /**
+     * Brings {@code target}'s replica up to date from a healthy one, online: marks it REBUILDING (so it
+     * receives new writes), copies every region whose generation is higher on the source, flushes it and
+     * marks it HEALTHY. Returns the bytes copied. {@code bandwidth} caps the copy (0: none).
+     */
+    public long resync(ReplicaEndpoint target, long bandwidthBytesPerSecond) throws IOException {
+        checkUsable();
+        Member member = members.computeIfAbsent(target.nodeId(), n -> new Member(target, State.STALE));
+        Member source = readOrder().stream().filter(m -> m != member).findFirst()
+                .orElseThrow(() -> new IOException("volume " + volumeId + ": no healthy replica to resync from"));
+        health.markRebuilding(target.nodeId());
+        member.state = State.REBUILDING;
+        LOG.info("volume {}: resync of node {} from node {} started", volumeId, target.nodeId(),
+                source.endpoint.nodeId());
+        IoThrottle cap = IoThrottle.system(new IoLimits(0, bandwidthBytesPerSecond));
+        long copied = 0;
+        long regions = (sizeBytes + REGION_SIZE - 1) / REGION_SIZE;
+        ByteBuffer buffer = ByteBuffer.allocateDirect(REGION_SIZE);
+        try {
+            for (long first = 0; first < regions; first += GENERATION_BATCH) {
+                int count = (int) Math.min(GENERATION_BATCH, regions - first);
+                long[] have = await(member.endpoint.generationsAsync(first, count));
+                long[] want = await(source.endpoint.generationsAsync(first, count));
+                for (int i = 0; i < count; i++) {
+                    if (want[i] > have[i]) {
+                        copied += copyRegion(source, member, first + i, buffer, cap);
+                    }
+                }
+            }
+            await(member.endpoint.flushAsync());
+        } catch (IOException e) {
+            member.state = State.STALE;
+            health.markStale(target.nodeId(), e);
+            throw e;
+        }
+        health.markHealthy(target.nodeId());
+        member.state = State.HEALTHY;
+        LOG.info("volume {}: resync of node {} done, {} bytes copied", volumeId, target.nodeId(), copied);
+        return copied;
+    }
+
+    private long copyRegion(Member source, Member target, long region, ByteBuffer buffer, IoThrottle cap)
+            throws IOException {
+        long offset = region * REGION_SIZE;
+        int length = (int) Math.min(REGION_SIZE, sizeBytes - offset);
+        throttleCopy(cap, length);
+        ReentrantReadWriteLock lock = regionLocks[(int) (region % LOCK_STRIPES)];
+        lock.writeLock().lock();
+        try {
+            long generation = await(source.endpoint.generationsAsync(region, 1))[0];
+            buffer.clear().limit(length);
+            await(source.endpoint.readAsync(offset, buffer.duplicate()));
+            await(target.endpoint.writeAsync(offset, buffer.duplicate(), generation));
+        } finally {
+            lock.writeLock().unlock();
+        }
+        resyncBytes.add(length);
+        return length;
+    }
+
+    private static void throttleCopy(IoThrottle cap, int length) throws IOException {
+        try {
+            cap.acquire(length);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("resync interrupted");
+        }
+    }
+
+    /** Waits for every replica's answer; marks failed ones STALE; fails if no healthy replica acknowledged. */
+    private void settle(List<Member> targets, List<CompletableFuture<Void>> futures, String what) throws IOException {
+        int healthyAcks = 0;
+        for (int i = 0; i < targets.size(); i++) {
+            Member m = targets.get(i);
+            try {
+                await(futures.get(i));
+                if (m.state == State.HEALTHY) {
+                    healthyAcks++;
+                }
+            } catch (StaleEpochException e) {
+                fence(e);
+                throw e;
+            } catch (IOException e) {
+                markStale(m, what, e);
+            }
+        }
+        if (healthyAcks == 0) {
+            throw new IOException("volume " + volumeId + ": " + what + " failed: no healthy replica is left");
+        }
+    }
+
+    private void markStale(Member m, String what, IOException cause) throws IOException {
+        synchronized (stateLock) {
+            if (m.state == State.STALE) {
+                return;
+            }
+            LOG.warn("volume {}: replica on node {} failed a {} ({}); marking it STALE", volumeId,
+                    m.endpoint.nodeId(), what, cause.getMessage());
+            // Durable before the request that failed on it returns: invariant 3.
+            health.markStale(m.endpoint.nodeId(), cause);
+            m.state = State.STALE;
+        }
+    }
+
+    private void fence(StaleEpochException e) {
+        if (!fenced) {
+            fenced = true;
+            LOG.error("volume {}: fenced at epoch {}: a replica has seen epoch {}; this coordinator stops",
+                    volumeId, epoch, e.current());
+        }
+    }
+
+    private List<Member> writable() throws IOException {
+        List<Member> out = new ArrayList<>();
+        boolean anyHealthy = false;
+        for (Member m : members.values()) {
+            if (m.state != State.STALE) {
+                out.add(m);
+                anyHealthy |= m.state == State.HEALTHY;
+            }
+        }
+        if (!anyHealthy) {
+            throw new IOException("volume " + volumeId + ": no healthy replica; refusing I/O rather than serve stale data");
+        }
+        return out;
+    }
+
+    /** Healthy replicas, the local one first. */
+    private List<Member> readOrder() throws IOException {
+        List<Member> out = new ArrayList<>();
+        Member local = members.get(localNodeId);
+        if (local != null && local.state == State.HEALTHY) {
+            out.add(local);
+        }
+        for (Member m : members.values()) {
+            if (m != local && m.state == State.HEALTHY) {
+                out.add(m);
+            }
+        }
+        if (out.isEmpty()) {
+            throw new IOException("volume " + volumeId + ": no healthy replica; refusing I/O rather than serve stale data");
+        }
+        return out;
+    }
+
+    private List<ReentrantReadWriteLock.ReadLock> lockRegions(long offset, int length) {
+        long first = offset / REGION_SIZE;
+        long last = (offset + Math.max(length, 1) - 1) / REGION_SIZE;
+        List<ReentrantReadWriteLock.ReadLock> held = new ArrayList<>(2);
+        // Stripes in increasing order, each once, so that two multi-region writes cannot deadlock with a copy.
+        int stripes = (int) Math.min(LOCK_STRIPES, last - first + 1);
+        int[] order = new int[stripes];
+        for (int i = 0; i < stripes; i++) {
+            order[i] = (int) ((first + i) % LOCK_STRIPES);
+        }
+        java.util.Arrays.sort(order);
+        for (int s : order) {
+            ReentrantReadWriteLock.ReadLock l = regionLocks[s].readLock();
+            l.lock();
+            held.add(l);
+        }
+        return held;
+    }
+
+    private void throttle(int bytes) throws IOException {
+        try {
+            throttle.acquire(bytes);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("volume " + volumeId + ": interrupted while throttled");
+        }
+    }
+
+    private void checkUsable() throws IOException {
+        if (closed) {
+            throw new IOException("volume " + volumeId + ": coordinator is closed");
+        }
+        if (fenced) {
+            throw new IOException("volume " + volumeId + ": fenced, the volume was attached elsewhere (epoch " + epoch + ")");
+        }
+    }
+
+    private static <T> T await(CompletableFuture<T> future) throws IOException {
+        try {
+            return future.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted");
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof IOException io) {
+                throw io;
+            }
+            throw new IOException(cause.getMessage(), cause);
+        }
+    }
+
+    /** Stops serving; closes the endpoints. Unflushed writes are not flushed: the frontend flushes first. */
+    @Override
+    public void close() {
+        closed = true;
+        members.values().forEach(m -> m.endpoint.close());
+    }
+}
