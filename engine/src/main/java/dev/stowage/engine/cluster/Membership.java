@@ -22,6 +22,7 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
 
 /**
  * This node's membership of the cluster and its view of the other members.
@@ -263,7 +264,7 @@ public final class Membership implements AutoCloseable {
     }
 
     /** Under lock: queues a call of every current listener, in event order. */
-    private void dispatch(java.util.function.Consumer<Listener> call) {
+    private void dispatch(Consumer<Listener> call) {
         List<Registration> targets = List.copyOf(listeners);
         if (targets.isEmpty()) {
             return;
@@ -378,7 +379,7 @@ public final class Membership implements AutoCloseable {
             this.listener = listener;
         }
 
-        void call(java.util.function.Consumer<Listener> call) {
+        void call(Consumer<Listener> call) {
             if (removed) {
                 return;
             }
