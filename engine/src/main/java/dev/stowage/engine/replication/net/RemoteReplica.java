@@ -49,6 +49,11 @@ public final class RemoteReplica implements AutoCloseable {
         return sizeBytes;
     }
 
+    /** The replica server's handle of the open volume. */
+    int handle() {
+        return handle;
+    }
+
     public ReplicaClient client() {
         return client;
     }

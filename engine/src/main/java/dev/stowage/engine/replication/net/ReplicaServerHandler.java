@@ -237,7 +237,6 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
             if (now != req.epoch()) {
                 return stale(v, req);
             }
-            LOG.info("volume {}: epoch raised to {}", v.volumeId, now);
             return Frame.response(req, FrameStatus.OK, now, 0, 0, Unpooled.EMPTY_BUFFER);
         } catch (IOException e) {
             return ioError(v, req, e);

@@ -4,6 +4,8 @@ import dev.stowage.engine.storage.ReplicaStore;
 import java.io.IOException;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The replica server's state of one volume: its store, region generations, epoch file, fence and
@@ -16,6 +18,7 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * <p>Threading: thread-safe.
  */
 final class ReplicaVolume {
+    private static final Logger LOG = LoggerFactory.getLogger(ReplicaVolume.class);
     final String volumeId;
     final ReplicaStore store;
     final RegionGenerations generations;
@@ -64,7 +67,12 @@ final class ReplicaVolume {
     long raise(long newEpoch) throws IOException {
         fence.writeLock().lock();
         try {
-            return epoch.raise(newEpoch);
+            long before = epoch.current();
+            long now = epoch.raise(newEpoch);
+            if (now != before) {
+                LOG.info("volume {}: epoch raised from {} to {} (durable)", volumeId, before, now);
+            }
+            return now;
         } finally {
             fence.writeLock().unlock();
         }
