@@ -1,0 +1,46 @@
+package dev.stowage.engine.replication.net;
+
+/** Request types of the replication protocol; a response carries its request's code with bit 7 set. */
+public enum FrameType {
+    /** Payload: the volume id (UTF-8). Response: handle, the volume size in {@code offset}, the replica's epoch in {@code generation}. */
+    OPEN(1),
+    /** Payload: the data to write at {@code offset}; {@code generation} is recorded for the regions written. */
+    WRITE(2),
+    /** {@code aux} bytes at {@code offset}; the response's payload is the data, crc32c-checked by the client. */
+    READ(3),
+    /** Makes every completed write durable, with its region generations. */
+    FLUSH(4),
+    /** {@code aux} regions from region {@code offset}; the response's payload is one u64 per region. */
+    GENERATIONS(5),
+    /** Raises the replica's persisted epoch to the request's epoch. */
+    EPOCH(6),
+    /** Releases the handle. */
+    CLOSE(7);
+
+    /** Bit set in a response's type byte. */
+    public static final int RESPONSE_BIT = 0x80;
+
+    private static final FrameType[] BY_CODE = new FrameType[8];
+
+    static {
+        for (FrameType t : values()) {
+            BY_CODE[t.code] = t;
+        }
+    }
+
+    private final int code;
+
+    FrameType(int code) {
+        this.code = code;
+    }
+
+    public int code() {
+        return code;
+    }
+
+    /** The type of a type byte with the response bit cleared, or {@code null} if the code is unknown. */
+    public static FrameType ofCode(int typeByte) {
+        int c = typeByte & ~RESPONSE_BIT & 0xff;
+        return c < BY_CODE.length ? BY_CODE[c] : null;
+    }
+}

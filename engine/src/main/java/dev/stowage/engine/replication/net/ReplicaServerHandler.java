@@ -1,0 +1,267 @@
+package dev.stowage.engine.replication.net;
+
+import dev.stowage.engine.storage.ChecksumMismatchException;
+import dev.stowage.engine.storage.ReplicaStore;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import java.io.IOException;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.regex.Pattern;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One connection of the replica server. Frames arrive on the event loop and are handed to the
+ * server's I/O executor; the response is written back through the channel from there. The event
+ * loop never touches storage.
+ *
+ * <p>Back-pressure: past {@link #HIGH_WATER} requests in flight on this connection the channel
+ * stops reading until they drop below {@link #LOW_WATER}.
+ *
+ * <p>Handles are per connection; the volumes behind them are shared by the server.
+ */
+final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
+    private static final Logger LOG = LoggerFactory.getLogger(ReplicaServerHandler.class);
+    static final int HIGH_WATER = 512;
+    static final int LOW_WATER = 256;
+    private static final Pattern SAFE_ID = Pattern.compile("[A-Za-z0-9._-]{1,128}");
+    private static final int MAX_REGIONS = Frame.MAX_PAYLOAD / 8;
+
+    private final ReplicaServer server;
+    private final Executor executor;
+    private final Map<Integer, ReplicaVolume> handles = new ConcurrentHashMap<>();
+    private final AtomicInteger nextHandle = new AtomicInteger();
+    private final AtomicInteger inFlight = new AtomicInteger();
+
+    ReplicaServerHandler(ReplicaServer server, Executor executor) {
+        this.server = server;
+        this.executor = executor;
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        Frame req = (Frame) msg;
+        if (inFlight.incrementAndGet() > HIGH_WATER) {
+            ctx.channel().config().setAutoRead(false);
+        }
+        try {
+            executor.execute(() -> serve(ctx, req));
+        } catch (RejectedExecutionException e) {
+            try {
+                respond(ctx, Frame.error(req, FrameStatus.IO_ERROR, 0, req.offset(), "replica server is closing"));
+            } finally {
+                req.release();
+            }
+        }
+    }
+
+    private void serve(ChannelHandlerContext ctx, Frame req) {
+        Frame resp;
+        try {
+            resp = dispatch(ctx, req);
+        } catch (Throwable t) {
+            LOG.warn("replica request {} from {} failed unexpectedly", req, ctx.channel().remoteAddress(), t);
+            resp = Frame.error(req, FrameStatus.IO_ERROR, 0, req.offset(), String.valueOf(t));
+        } finally {
+            req.release();
+        }
+        respond(ctx, resp);
+    }
+
+    private void respond(ChannelHandlerContext ctx, Frame resp) {
+        ctx.writeAndFlush(resp, ctx.voidPromise());
+        if (inFlight.decrementAndGet() < LOW_WATER && !ctx.channel().config().isAutoRead()) {
+            ctx.channel().config().setAutoRead(true);
+        }
+    }
+
+    private Frame dispatch(ChannelHandlerContext ctx, Frame req) {
+        FrameType type = req.type();
+        if (type == null || req.isResponse() || req.statusByte() != 0) {
+            return Frame.error(req, FrameStatus.BAD_REQUEST, 0, 0,
+                    "type " + req.typeByte() + " with status " + req.statusByte() + " is not a request");
+        }
+        if (type == FrameType.OPEN) {
+            return open(req);
+        }
+        ReplicaVolume v = handles.get(req.handle());
+        if (v == null) {
+            return Frame.error(req, FrameStatus.NOT_FOUND, 0, 0, "handle " + req.handle() + " is not open");
+        }
+        v.requests.increment();
+        if (type == FrameType.CLOSE) {
+            handles.remove(req.handle());
+            return Frame.response(req, FrameStatus.OK, v.epoch.current(), 0, 0, Unpooled.EMPTY_BUFFER);
+        }
+        if (type == FrameType.EPOCH) {
+            return raiseEpoch(v, req);
+        }
+        try {
+            if (!v.enter(req.epoch())) {
+                return stale(v, req);
+            }
+        } catch (IOException e) {
+            return ioError(v, req, e);
+        }
+        try {
+            return switch (type) {
+                case WRITE -> write(v, req);
+                case READ -> read(ctx, v, req);
+                case FLUSH -> flush(v, req);
+                case GENERATIONS -> generations(ctx, v, req);
+                default -> Frame.error(req, FrameStatus.BAD_REQUEST, 0, 0, "unexpected type " + type);
+            };
+        } catch (IllegalArgumentException e) {
+            return Frame.error(req, FrameStatus.BAD_REQUEST, 0, req.offset(), e.getMessage());
+        } catch (ChecksumMismatchException e) {
+            LOG.error("volume {}: corrupt block {} on disk", v.volumeId, e.blockIndex());
+            return Frame.error(req, FrameStatus.CHECKSUM_MISMATCH, 0,
+                    e.blockIndex() * ReplicaStore.BLOCK_SIZE, e.getMessage());
+        } catch (IOException e) {
+            return ioError(v, req, e);
+        } finally {
+            v.exit();
+        }
+    }
+
+    private Frame open(Frame req) {
+        String id = req.payloadText();
+        if (!SAFE_ID.matcher(id).matches() || id.equals(".") || id.equals("..")) {
+            return Frame.error(req, FrameStatus.BAD_REQUEST, 0, 0,
+                    "volume id must match [A-Za-z0-9._-]{1,128} and not be \".\" or \"..\"");
+        }
+        ReplicaVolume v;
+        try {
+            v = server.volume(id);
+        } catch (IllegalArgumentException e) {
+            return Frame.error(req, FrameStatus.BAD_REQUEST, 0, 0, e.getMessage());
+        } catch (IOException e) {
+            LOG.warn("volume {}: open failed", id, e);
+            return Frame.error(req, FrameStatus.IO_ERROR, 0, 0, e.toString());
+        }
+        if (v == null) {
+            return Frame.error(req, FrameStatus.NOT_FOUND, 0, 0, "volume " + id + " does not exist");
+        }
+        v.requests.increment();
+        try {
+            if (!v.enter(req.epoch())) {
+                return stale(v, req);
+            }
+        } catch (IOException e) {
+            return ioError(v, req, e);
+        }
+        try {
+            int handle = nextHandle.incrementAndGet();
+            handles.put(handle, v);
+            return new Frame(req.typeByte() | FrameType.RESPONSE_BIT, FrameStatus.OK.code(), req.requestId(),
+                    handle, req.epoch(), v.epoch.current(), v.store.sizeBytes(), 0, 0, Unpooled.EMPTY_BUFFER);
+        } finally {
+            v.exit();
+        }
+    }
+
+    private Frame write(ReplicaVolume v, Frame req) throws IOException {
+        if (!req.checksumMatches()) {
+            LOG.warn("volume {}: WRITE at {} of {} bytes arrived damaged (crc32c mismatch)",
+                    v.volumeId, req.offset(), req.length());
+            return Frame.error(req, FrameStatus.CHECKSUM_MISMATCH, 0, req.offset(), "payload crc32c mismatch");
+        }
+        ByteBuf p = req.payload();
+        int n = p.readableBytes();
+        if (p.nioBufferCount() == 1) {
+            v.store.write(req.offset(), p.nioBuffer());
+        } else {
+            long at = req.offset();
+            for (java.nio.ByteBuffer b : p.nioBuffers()) {
+                int len = b.remaining();
+                v.store.write(at, b);
+                at += len;
+            }
+        }
+        v.generations.record(req.offset(), n, req.generation());
+        v.writes.increment();
+        v.bytesWritten.add(n);
+        return Frame.response(req, FrameStatus.OK, req.generation(), req.offset(), n, Unpooled.EMPTY_BUFFER);
+    }
+
+    private Frame read(ChannelHandlerContext ctx, ReplicaVolume v, Frame req) throws IOException {
+        int n = req.aux();
+        if (n <= 0 || n > Frame.MAX_PAYLOAD) {
+            return Frame.error(req, FrameStatus.BAD_REQUEST, 0, req.offset(),
+                    "read length must be in [1, " + Frame.MAX_PAYLOAD + "]: " + n);
+        }
+        ByteBuf buf = ctx.alloc().directBuffer(n, n);
+        try {
+            v.store.read(req.offset(), buf.nioBuffer(0, n));
+            buf.writerIndex(n);
+            v.reads.increment();
+            v.bytesRead.add(n);
+            return Frame.response(req, FrameStatus.OK, 0, req.offset(), n, buf);
+        } catch (IOException | RuntimeException e) {
+            buf.release();
+            throw e;
+        }
+    }
+
+    private Frame flush(ReplicaVolume v, Frame req) throws IOException {
+        v.store.flush();
+        v.generations.force();
+        v.flushes.increment();
+        return Frame.response(req, FrameStatus.OK, 0, 0, 0, Unpooled.EMPTY_BUFFER);
+    }
+
+    private Frame generations(ChannelHandlerContext ctx, ReplicaVolume v, Frame req) throws IOException {
+        int count = req.aux();
+        if (count < 0 || count > MAX_REGIONS || req.offset() < 0) {
+            return Frame.error(req, FrameStatus.BAD_REQUEST, 0, req.offset(),
+                    "region count must be in [0, " + MAX_REGIONS + "] and first region >= 0: "
+                            + count + ", " + req.offset());
+        }
+        long[] gens = v.generations.read(req.offset(), count);
+        ByteBuf buf = ctx.alloc().buffer(count * 8, count * 8);
+        for (long g : gens) {
+            buf.writeLong(g);
+        }
+        return Frame.response(req, FrameStatus.OK, 0, req.offset(), count, buf);
+    }
+
+    private Frame raiseEpoch(ReplicaVolume v, Frame req) {
+        try {
+            long now = v.raise(req.epoch());
+            if (now != req.epoch()) {
+                return stale(v, req);
+            }
+            return Frame.response(req, FrameStatus.OK, now, 0, 0, Unpooled.EMPTY_BUFFER);
+        } catch (IOException e) {
+            return ioError(v, req, e);
+        }
+    }
+
+    private static Frame stale(ReplicaVolume v, Frame req) {
+        return Frame.error(req, FrameStatus.STALE_EPOCH, v.epoch.current(), req.offset(),
+                "epoch " + req.epoch() + " is older than " + v.epoch.current());
+    }
+
+    private static Frame ioError(ReplicaVolume v, Frame req, IOException e) {
+        LOG.warn("volume {}: {} failed", v.volumeId, req, e);
+        return Frame.error(req, FrameStatus.IO_ERROR, 0, req.offset(), e.toString());
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        LOG.warn("replica connection from {} closed: {}", ctx.channel().remoteAddress(), cause.toString());
+        ctx.close();
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        handles.clear();
+        ctx.fireChannelInactive();
+    }
+}

@@ -1,0 +1,85 @@
+package dev.stowage.engine.replication.net;
+
+import dev.stowage.engine.storage.ReplicaStore;
+import java.io.IOException;
+import java.util.concurrent.atomic.LongAdder;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The replica server's state of one volume: its store, region generations, epoch file, fence and
+ * counters. Shared by every connection that opened the volume.
+ *
+ * <p>Fencing: a request runs between {@link #enter} and {@link #exit} holding the fence's read
+ * lock; raising the epoch takes the write lock, so once a raise to epoch E is answered no request
+ * with an epoch below E is still running or can start.
+ *
+ * <p>Threading: thread-safe.
+ */
+final class ReplicaVolume {
+    private static final Logger LOG = LoggerFactory.getLogger(ReplicaVolume.class);
+    final String volumeId;
+    final ReplicaStore store;
+    final RegionGenerations generations;
+    final EpochFile epoch;
+    private final ReentrantReadWriteLock fence = new ReentrantReadWriteLock();
+
+    final LongAdder requests = new LongAdder();
+    final LongAdder writes = new LongAdder();
+    final LongAdder bytesWritten = new LongAdder();
+    final LongAdder reads = new LongAdder();
+    final LongAdder bytesRead = new LongAdder();
+    final LongAdder flushes = new LongAdder();
+
+    ReplicaVolume(String volumeId, ReplicaStore store, RegionGenerations generations, EpochFile epoch) {
+        this.volumeId = volumeId;
+        this.store = store;
+        this.generations = generations;
+        this.epoch = epoch;
+    }
+
+    /**
+     * Admits a request carrying {@code requestEpoch}: raises the persisted epoch first (durably)
+     * if the request's is newer. Returns true with the fence's read lock held (call {@link #exit});
+     * false if the epoch is stale (nothing held; {@code epoch.current()} says the replica's epoch).
+     */
+    boolean enter(long requestEpoch) throws IOException {
+        while (true) {
+            fence.readLock().lock();
+            long current = epoch.current();
+            if (requestEpoch == current) {
+                return true;
+            }
+            fence.readLock().unlock();
+            if (requestEpoch < current) {
+                return false;
+            }
+            raise(requestEpoch);
+        }
+    }
+
+    void exit() {
+        fence.readLock().unlock();
+    }
+
+    /** Raises the epoch once every admitted request has finished; returns the epoch in force. */
+    long raise(long newEpoch) throws IOException {
+        fence.writeLock().lock();
+        try {
+            long before = epoch.current();
+            long now = epoch.raise(newEpoch);
+            if (now != before) {
+                LOG.info("volume {}: epoch raised from {} to {} (durable)", volumeId, before, now);
+            }
+            return now;
+        } finally {
+            fence.writeLock().unlock();
+        }
+    }
+
+    VolumeCounters counters() {
+        return new VolumeCounters(requests.sum(), writes.sum(), bytesWritten.sum(), reads.sum(),
+                bytesRead.sum(), flushes.sum());
+    }
+}
