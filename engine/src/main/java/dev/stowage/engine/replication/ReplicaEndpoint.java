@@ -6,7 +6,7 @@ import java.util.concurrent.CompletableFuture;
 /**
  * One replica of a volume as its coordinator sees it: the replica server of a node, reached over
  * the replication protocol. Every request carries the coordinator's epoch; a replica that has seen
- * a newer one fails the request with {@link StaleEpochException}.
+ * a newer one fails the request with {@link dev.stowage.engine.replication.net.StaleEpochException}.
  *
  * <p>Buffers: the endpoint reads {@code src} (or fills {@code dst}) between position and limit
  * before the future completes and keeps no reference afterwards; positions are not moved.

@@ -13,6 +13,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import dev.stowage.engine.replication.net.StaleEpochException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -212,7 +213,12 @@ public final class ReplicatedCoordinator implements BlockTarget, AutoCloseable {
      */
     public long resync(ReplicaEndpoint target, long bandwidthBytesPerSecond) throws IOException {
         checkUsable();
-        Member member = members.computeIfAbsent(target.nodeId(), n -> new Member(target, State.STALE));
+        // The target comes with a fresh connection: it replaces whatever endpoint the node had.
+        Member member = new Member(target, State.STALE);
+        Member previous = members.put(target.nodeId(), member);
+        if (previous != null && previous.endpoint != target) {
+            previous.endpoint.close();
+        }
         Member source = readOrder().stream().filter(m -> m != member).findFirst()
                 .orElseThrow(() -> new IOException("volume " + volumeId + ": no healthy replica to resync from"));
         health.markRebuilding(target.nodeId());
