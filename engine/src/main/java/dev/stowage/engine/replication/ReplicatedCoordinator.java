@@ -1,6 +1,5 @@
 package dev.stowage.engine.replication;
 
-import dev.stowage.engine.block.BlockTarget;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
@@ -36,10 +35,10 @@ import org.slf4j.LoggerFactory;
  * <p>Fencing: a replica that has seen a newer epoch refuses requests with
  * {@link StaleEpochException}; the coordinator then stops serving for good.
  *
- * <p>Threading: thread-safe. Blocking calls ({@link BlockTarget} methods, {@link #resync}) run on
+ * <p>Threading: thread-safe. Blocking calls ({@link dev.stowage.engine.block.BlockTarget} methods, {@link #resync}) run on
  * frontend or maintenance threads, never on an event loop.
  */
-public final class ReplicatedCoordinator implements BlockTarget, AutoCloseable {
+public final class ReplicatedCoordinator implements Coordinator {
     private static final Logger LOG = LoggerFactory.getLogger(ReplicatedCoordinator.class);
     /** Size of a resync region: the unit of generation tracking on replicas. */
     public static final int REGION_SIZE = 1 << 20;
@@ -105,8 +104,10 @@ public final class ReplicatedCoordinator implements BlockTarget, AutoCloseable {
         }
     }
 
+    @Override
     public String volumeId() { return volumeId; }
 
+    @Override
     public long epoch() { return epoch; }
 
     /** The coordinator's view of each replica's state. */
@@ -124,10 +125,15 @@ public final class ReplicatedCoordinator implements BlockTarget, AutoCloseable {
     @Override
     public long sizeBytes() { return sizeBytes; }
 
-    /** Grows the volume as seen by the frontend; replicas grow through the management path first. */
-    public void setSizeBytes(long newSize) { this.sizeBytes = newSize; }
+    /** Grows the volume as the frontend sees it; the control plane grew every replica first. */
+    @Override
+    public void resize(long newSizeBytes) { this.sizeBytes = newSizeBytes; }
 
+    @Override
     public void setLimits(IoLimits limits) { throttle.setLimits(limits); }
+
+    @Override
+    public IoLimits limits() { return throttle.limits(); }
 
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {

@@ -1,6 +1,5 @@
 package dev.stowage.engine.replication;
 
-import dev.stowage.engine.block.BlockTarget;
 import dev.stowage.engine.storage.ReplicaStore;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -18,7 +17,7 @@ import java.util.concurrent.atomic.LongAdder;
  * <p>Threading: thread-safe; I/O goes straight through to the replica store, which orders what it
  * must. After {@link #close()} every call fails with an {@link IOException}.
  */
-public final class VolumeCoordinator implements BlockTarget, AutoCloseable {
+public final class VolumeCoordinator implements Coordinator {
     private final String volumeId;
     private final long epoch;
     private final ReplicaStore local;
@@ -37,18 +36,22 @@ public final class VolumeCoordinator implements BlockTarget, AutoCloseable {
     }
 
     /** Changes the volume's I/O limits while it serves I/O. */
+    @Override
     public void setLimits(IoLimits limits) {
         throttle.setLimits(limits);
     }
 
+    @Override
     public IoLimits limits() {
         return throttle.limits();
     }
 
+    @Override
     public String volumeId() {
         return volumeId;
     }
 
+    @Override
     public long epoch() {
         return epoch;
     }
@@ -83,7 +86,8 @@ public final class VolumeCoordinator implements BlockTarget, AutoCloseable {
         flushes.increment();
     }
 
-    /** Grows the volume's replicas to {@code newSizeBytes}. */
+    /** Grows the local replica to {@code newSizeBytes}. */
+    @Override
     public void resize(long newSizeBytes) throws IOException {
         checkOpen();
         local.resize(newSizeBytes);

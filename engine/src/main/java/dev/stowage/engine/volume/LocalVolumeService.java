@@ -13,12 +13,14 @@ import dev.stowage.engine.cluster.MetadataStore;
 import dev.stowage.engine.cluster.MetadataStore.Versioned;
 import dev.stowage.engine.cluster.RevisionMismatchException;
 import dev.stowage.engine.frontend.Frontend;
+import dev.stowage.engine.replication.Coordinator;
 import dev.stowage.engine.replication.IoLimits;
-import dev.stowage.engine.replication.IoThrottle;
-import dev.stowage.engine.replication.VolumeCoordinator;
+import dev.stowage.engine.replication.ReplicatedCoordinator;
 import dev.stowage.engine.storage.ReplicaStore;
 import dev.stowage.engine.storage.StoragePool;
 import dev.stowage.proto.metadata.AttachmentRecord;
+import dev.stowage.proto.metadata.ReplicaRecord;
+import dev.stowage.proto.metadata.ReplicaState;
 import dev.stowage.proto.metadata.SnapshotRecord;
 import dev.stowage.proto.metadata.VolumeRecord;
 import java.io.IOException;
@@ -62,7 +64,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
 
     private final VolumeServiceConfig config;
     private final MetadataStore metadata;
-    private final StoragePool pool;
+    private final ReplicaFleet fleet;
     private final Frontend frontend;
     private final Clock clock;
     private final ReentrantLock lock = new ReentrantLock();
@@ -70,13 +72,20 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     private volatile boolean ready;
 
     /** A volume attached on this node: its coordinator and its frontend export. */
-    private record Attached(VolumeCoordinator coordinator, Frontend.Export export) {}
+    private record Attached(Coordinator coordinator, Frontend.Export export) {}
 
+    /** A single node keeping every replica in its own pool, without a cluster. */
     public LocalVolumeService(VolumeServiceConfig config, MetadataStore metadata, StoragePool pool,
                               Frontend frontend, Clock clock) {
+        this(config, metadata, new LocalFleet(config.nodeId(), config.labels(), pool, config.overprovisionRatio()),
+                frontend, clock);
+    }
+
+    LocalVolumeService(VolumeServiceConfig config, MetadataStore metadata, ReplicaFleet fleet,
+                       Frontend frontend, Clock clock) {
         this.config = config;
         this.metadata = metadata;
-        this.pool = pool;
+        this.fleet = fleet;
         this.frontend = frontend;
         this.clock = clock;
     }
@@ -100,8 +109,13 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
 
     private void reconcile() throws IOException {
         Set<String> recorded = new HashSet<>();
+        Set<String> assignedHere = new HashSet<>();
         for (Versioned v : metadata.list(MetadataKeys.VOLUMES)) {
-            recorded.add(v.key().substring(MetadataKeys.VOLUMES.length()));
+            VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
+            recorded.add(r.getId());
+            if (r.getReplicasList().stream().anyMatch(rep -> rep.getNodeId().equals(config.nodeId()))) {
+                assignedHere.add(r.getId());
+            }
         }
         for (Versioned claim : metadata.list(MetadataKeys.VOLUME_NAMES)) {
             String id = new String(claim.value(), StandardCharsets.UTF_8);
@@ -110,10 +124,12 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 deleteQuietly(claim);
             }
         }
-        for (String id : pool.volumeIds()) {
-            if (!recorded.contains(id)) {
-                LOG.info("deleting replica data of volume {}, which has no volume record", id);
-                pool.delete(id);
+        for (String id : fleet.localVolumeIds()) {
+            if (!assignedHere.contains(id)) {
+                // Either a creation that died midway, or a replica replaced while this node was away.
+                LOG.info("deleting replica data of volume {}: no volume record assigns it to node {}", id,
+                        config.nodeId());
+                fleet.deleteLocal(id);
             }
         }
         Set<String> snapshots = new HashSet<>();
@@ -125,7 +141,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             if (!snapshots.contains(id)) {
                 LOG.info("dropping name claim {} of snapshot {} whose creation did not complete", claim.key(), id);
                 deleteQuietly(claim);
-                pool.deleteSnapshot(id);
+                fleet.deleteLocalSnapshot(id);
             }
         }
     }
@@ -173,11 +189,6 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         String name = requireName("name", spec.name());
         long size = chooseSize(spec.requiredBytes(), spec.limitBytes());
         VolumeParameters params = VolumeParameters.parse(spec.parameters(), spec.mutableParameters());
-        if (params.replicaCount() > 1) {
-            throw new StowageException(ErrorCode.RESOURCE_EXHAUSTED, "parameters.repl",
-                    "parameters.repl: " + params.replicaCount() + " replicas need " + params.replicaCount()
-                            + " storage nodes; this cluster has 1", null);
-        }
         lock.lock();
         try {
             Optional<Versioned> claim = metadata.get(MetadataKeys.volumeName(name));
@@ -192,7 +203,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 // A claim without a record: an earlier attempt died midway. Finish it under the same id,
                 // dropping replica data it may have left (no record, so nothing else references it).
                 try {
-                    pool.delete(id);
+                    fleet.deleteLocal(id);
                 } catch (IOException e) {
                     throw asStowage(e, "create volume " + name);
                 }
@@ -213,28 +224,26 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
 
     private Volume createLocked(String id, String name, long size, VolumeParameters params,
                                 VolumeSpec.ContentSource source, long claimRevision) {
-        boolean dataCreated = false;
+        List<String> nodes = List.of();
         try {
-            long actualSize = makeReplicaData(id, size, source);
-            dataCreated = true;
-            if (actualSize > size) {
-                size = actualSize;
-            }
-            VolumeRecord record = VolumeRecord.newBuilder()
+            nodes = makeReplicaData(id, size, params, source);
+            VolumeRecord.Builder builder = VolumeRecord.newBuilder()
                     .setId(id).setName(name).setSizeBytes(size).setReplicaCount(params.replicaCount())
                     .setFsType(params.fsType()).putAllParameters(params.asMap())
-                    .setEpoch(0).addReplicas(MetadataProtos.healthyReplica(config.nodeId()))
+                    .setEpoch(0);
+            nodes.forEach(n -> builder.addReplicas(MetadataProtos.healthyReplica(n)));
+            VolumeRecord record = builder
                     .setContentSource(MetadataProtos.encodeSource(source))
                     .setCreatedAtMillis(clock.millis())
                     .build();
             metadata.put(MetadataKeys.volume(id), record.toByteArray(), MetadataStore.ABSENT);
-            LOG.info("created volume {} name={} size={} repl={} source={}", id, name, size,
-                    params.replicaCount(), record.getContentSource().isEmpty() ? "none" : record.getContentSource());
+            LOG.info("created volume {} name={} size={} repl={} on nodes {} source={}", id, name, size,
+                    params.replicaCount(), nodes, record.getContentSource().isEmpty() ? "none" : record.getContentSource());
             return toVolume(record);
         } catch (RuntimeException | IOException e) {
-            if (dataCreated) {
+            if (!nodes.isEmpty()) {
                 try {
-                    pool.delete(id);
+                    fleet.delete(id, nodes);
                 } catch (IOException cleanup) {
                     e.addSuppressed(cleanup);
                 }
@@ -248,17 +257,19 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         }
     }
 
-    /** Creates the replica data; returns its size, which a content source may make larger. */
-    private long makeReplicaData(String id, long size, VolumeSpec.ContentSource source) throws IOException {
+    /** Places and creates the replica data; returns the replica nodes. */
+    private List<String> makeReplicaData(String id, long size, VolumeParameters params,
+                                         VolumeSpec.ContentSource source) throws IOException {
+        List<String> sourceNodes = List.of();
         if (source instanceof VolumeSpec.ContentSource.FromSnapshot s) {
-            requireSnapshotRecord(s.snapshotId());
-            long sourceSize = pool.snapshotSizeBytes(s.snapshotId());
+            SnapshotRecord snap = requireSnapshotRecord(s.snapshotId());
+            sourceNodes = snap.getNodeIdsCount() > 0 ? snap.getNodeIdsList() : List.of(config.nodeId());
+            long sourceSize = snap.getSizeBytes();
             if (size < sourceSize) {
                 throw new StowageException(ErrorCode.OUT_OF_RANGE, "capacity_range",
                         "capacity_range: " + size + " bytes is smaller than snapshot " + s.snapshotId()
                                 + " (" + sourceSize + " bytes)", null);
             }
-            pool.createFromSnapshot(s.snapshotId(), id, size);
         } else if (source instanceof VolumeSpec.ContentSource.FromVolume v) {
             VolumeRecord src = requireVolumeRecord(v.volumeId());
             if (size < src.getSizeBytes()) {
@@ -267,11 +278,11 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                                 + " (" + src.getSizeBytes() + " bytes)", null);
             }
             flushIfAttached(v.volumeId());
-            pool.cloneVolume(v.volumeId(), id, size);
-        } else {
-            pool.create(id, size);
+            sourceNodes = src.getReplicasList().stream().map(ReplicaRecord::getNodeId).toList();
         }
-        return size;
+        List<String> nodes = fleet.place(params.replicaCount(), size, sourceNodes, params.zones());
+        fleet.create(id, size, source, nodes);
+        return nodes;
     }
 
     private void checkCompatible(VolumeRecord r, VolumeSpec spec, VolumeParameters params) {
@@ -323,16 +334,12 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             return size;
         }
         long sourceSize = 0;
-        try {
-            if (spec.contentSource() instanceof VolumeSpec.ContentSource.FromSnapshot s
-                    && metadata.get(MetadataKeys.snapshot(s.snapshotId())).isPresent()) {
-                sourceSize = pool.snapshotSizeBytes(s.snapshotId());
-            } else if (spec.contentSource() instanceof VolumeSpec.ContentSource.FromVolume v) {
-                sourceSize = metadata.get(MetadataKeys.volume(v.volumeId()))
-                        .map(x -> MetadataProtos.parseVolume(x.key(), x.value()).getSizeBytes()).orElse(0L);
-            }
-        } catch (IOException e) {
-            throw asStowage(e, "size of the content source");
+        if (spec.contentSource() instanceof VolumeSpec.ContentSource.FromSnapshot s) {
+            sourceSize = metadata.get(MetadataKeys.snapshot(s.snapshotId()))
+                    .map(x -> MetadataProtos.parseSnapshot(x.key(), x.value()).getSizeBytes()).orElse(0L);
+        } else if (spec.contentSource() instanceof VolumeSpec.ContentSource.FromVolume v) {
+            sourceSize = metadata.get(MetadataKeys.volume(v.volumeId()))
+                    .map(x -> MetadataProtos.parseVolume(x.key(), x.value()).getSizeBytes()).orElse(0L);
         }
         if (sourceSize > size && (spec.limitBytes() == 0 || sourceSize <= spec.limitBytes())) {
             return roundUp(sourceSize);
@@ -342,7 +349,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
 
     /** RESOURCE_EXHAUSTED unless the pool can provision {@code size} more bytes beyond {@code alreadyCounted}. */
     private void requireProvisionable(long size, long alreadyCounted) {
-        long provisionable = provisionableBytes();
+        long provisionable = provisionableBytes(Map.of());
         if (size - alreadyCounted > provisionable) {
             throw new StowageException(ErrorCode.RESOURCE_EXHAUSTED, "capacity_range.required_bytes",
                     "capacity_range.required_bytes: " + (size - alreadyCounted)
@@ -371,7 +378,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             // Record first: a crash after it leaves only data, which start() collects.
             metadata.delete(MetadataKeys.volume(volumeId), v.get().modRevision());
             metadata.get(MetadataKeys.volumeName(r.getName())).ifPresent(this::deleteQuietly);
-            pool.delete(volumeId);
+            fleet.delete(volumeId, replicaNodes(r));
             LOG.info("deleted volume {} name={}", volumeId, r.getName());
         } catch (IOException e) {
             throw asStowage(e, "delete volume " + volumeId);
@@ -409,12 +416,11 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             }
             long size = chooseSize(requiredBytes, limitBytes);
             requireProvisionable(size, r.getSizeBytes());
+            fleet.resize(volumeId, size, replicaNodes(r));
             Attached a = attached.get(volumeId);
             if (a != null) {
                 a.coordinator().resize(size);
                 a.export().refreshSize();
-            } else {
-                pool.open(volumeId).orElseThrow(() -> missingData(volumeId)).resize(size);
             }
             metadata.put(v.key(), r.toBuilder().setSizeBytes(size).build().toByteArray(), v.modRevision());
             LOG.info("expanded volume {} from {} to {} bytes{}", volumeId, r.getSizeBytes(), size,
@@ -472,7 +478,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                     return MetadataProtos.toSnapshot(s);
                 }
                 deleteQuietly(claim.get());
-                pool.deleteSnapshot(id);
+                fleet.deleteLocalSnapshot(id);
             }
             VolumeRecord source = requireVolumeRecord(sourceVolumeId);
             String id = "snap-" + UUID.randomUUID();
@@ -481,18 +487,19 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             boolean taken = false;
             try {
                 flushIfAttached(sourceVolumeId);
-                pool.snapshot(sourceVolumeId, id);
+                fleet.snapshot(sourceVolumeId, id, replicaNodes(source));
                 taken = true;
                 SnapshotRecord record = SnapshotRecord.newBuilder().setId(id).setName(name)
                         .setSourceVolumeId(sourceVolumeId).setSizeBytes(source.getSizeBytes())
-                        .setCreatedAtMillis(clock.millis()).setReady(true).build();
+                        .setCreatedAtMillis(clock.millis()).setReady(true)
+                        .addAllNodeIds(replicaNodes(source)).build();
                 metadata.put(MetadataKeys.snapshot(id), record.toByteArray(), MetadataStore.ABSENT);
                 LOG.info("created snapshot {} name={} of volume {}", id, name, sourceVolumeId);
                 return MetadataProtos.toSnapshot(record);
             } catch (RuntimeException | IOException e) {
                 if (taken) {
                     try {
-                        pool.deleteSnapshot(id);
+                        fleet.deleteSnapshot(id, replicaNodes(source));
                     } catch (IOException cleanup) {
                         e.addSuppressed(cleanup);
                     }
@@ -519,7 +526,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             SnapshotRecord s = MetadataProtos.parseSnapshot(v.get().key(), v.get().value());
             metadata.delete(v.get().key(), v.get().modRevision());
             metadata.get(MetadataKeys.snapshotName(s.getName())).ifPresent(this::deleteQuietly);
-            pool.deleteSnapshot(snapshotId);
+            fleet.deleteSnapshot(snapshotId, s.getNodeIdsCount() > 0 ? s.getNodeIdsList() : List.of(config.nodeId()));
             LOG.info("deleted snapshot {} name={}", snapshotId, s.getName());
         } catch (IOException e) {
             throw asStowage(e, "delete snapshot " + snapshotId);
@@ -656,9 +663,11 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         VolumeRecord taken = r.toBuilder().setEpoch(epoch).setAttachment(attachment.clearDevicePath()).build();
         long revision = metadata.put(v.key(), taken.toByteArray(), v.modRevision());
 
-        ReplicaStore store = pool.open(volumeId).orElseThrow(() -> missingData(volumeId));
         IoLimits limits = VolumeParameters.stored(r.getParametersMap()).limits();
-        VolumeCoordinator coordinator = new VolumeCoordinator(volumeId, epoch, store, IoThrottle.system(limits));
+        List<ReplicaFleet.ReplicaView> views = MetadataProtos.toVolume(r, Volume.Condition.healthy()).replicas().stream()
+                .map(rep -> new ReplicaFleet.ReplicaView(rep.nodeId(), rep.state())).toList();
+        Coordinator coordinator = fleet.open(volumeId, r.getSizeBytes(), epoch, views, limits,
+                new RecordedReplicaHealth(volumeId));
         Frontend.Export export;
         try {
             frontend.cleanupStale(volumeId);
@@ -727,29 +736,17 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
 
     @Override
     public Capacity capacity(Map<String, String> topologySegments) {
-        String node = topologySegments.get("node");
-        if (node != null && !node.equals(config.nodeId())) {
-            return new Capacity(0, 0, ALIGNMENT);
-        }
-        String zone = topologySegments.get("zone");
-        if (zone != null && !zone.equals(config.labels().get("zone"))) {
-            return new Capacity(0, 0, ALIGNMENT);
-        }
-        String rack = topologySegments.get("rack");
-        if (rack != null && !rack.equals(config.labels().get("rack"))) {
-            return new Capacity(0, 0, ALIGNMENT);
-        }
-        long provisionable = provisionableBytes();
+        long provisionable = provisionableBytes(topologySegments);
         return new Capacity(provisionable, Math.min(provisionable, config.maxVolumeBytes()), ALIGNMENT);
     }
 
     @Override
     public boolean nodeExists(String nodeId) {
-        return config.nodeId().equals(nodeId);
+        return fleet.nodeExists(nodeId);
     }
 
     /** The coordinator of an attached volume, for tests and metrics. */
-    public Optional<VolumeCoordinator> coordinator(String volumeId) {
+    public Optional<Coordinator> coordinator(String volumeId) {
         return Optional.ofNullable(attached.get(volumeId)).map(Attached::coordinator);
     }
 
@@ -774,17 +771,20 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
 
     // ---- helpers ----
 
-    private long provisionableBytes() {
+    private long provisionableBytes(Map<String, String> topology) {
         try {
             long provisioned = 0;
             for (Versioned v : metadata.list(MetadataKeys.VOLUMES)) {
                 provisioned += MetadataProtos.parseVolume(v.key(), v.value()).getSizeBytes();
             }
-            long limit = (long) (pool.capacityBytes() * config.overprovisionRatio());
-            return Math.max(0, Math.min(limit - provisioned, (long) (pool.freeBytes() * config.overprovisionRatio())));
+            return fleet.provisionableBytes(topology, provisioned);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
+    }
+
+    private static List<String> replicaNodes(VolumeRecord r) {
+        return r.getReplicasList().stream().map(ReplicaRecord::getNodeId).toList();
     }
 
     private <T> Page<T> page(List<Versioned> sorted, String prefix, Pattern idPattern, int maxEntries,
@@ -819,20 +819,80 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     }
 
     private Volume toVolume(VolumeRecord r) {
-        Volume.Condition condition = Volume.Condition.healthy();
-        if (!hasReplicaData(r.getId())) {
-            condition = new Volume.Condition(true, "replica data of volume " + r.getId() + " is missing on node "
-                    + config.nodeId());
-        }
-        return MetadataProtos.toVolume(r, condition);
+        return MetadataProtos.toVolume(r, condition(r));
     }
 
-    private boolean hasReplicaData(String volumeId) {
-        try {
-            return pool.volumeIds().contains(volumeId);
-        } catch (IOException e) {
-            LOG.warn("cannot list the storage pool: {}", e.getMessage());
-            return false;
+    /** Abnormal when a replica is not healthy, or when this node should hold data it does not have. */
+    private Volume.Condition condition(VolumeRecord r) {
+        List<String> unhealthy = r.getReplicasList().stream()
+                .filter(rep -> rep.getState() != ReplicaState.HEALTHY)
+                .map(rep -> rep.getNodeId() + " " + rep.getState()).toList();
+        if (!unhealthy.isEmpty()) {
+            return new Volume.Condition(true, (r.getReplicasCount() - unhealthy.size()) + " of "
+                    + r.getReplicasCount() + " replicas healthy; " + String.join(", ", unhealthy));
+        }
+        boolean heldHere = r.getReplicasList().stream().anyMatch(rep -> rep.getNodeId().equals(config.nodeId()));
+        if (heldHere) {
+            try {
+                if (!fleet.localVolumeIds().contains(r.getId())) {
+                    return new Volume.Condition(true, "replica data of volume " + r.getId()
+                            + " is missing on node " + config.nodeId());
+                }
+            } catch (IOException e) {
+                LOG.warn("cannot list the storage pool: {}", e.getMessage());
+                return new Volume.Condition(true, "storage pool of node " + config.nodeId() + " is unreadable");
+            }
+        }
+        return Volume.Condition.healthy();
+    }
+
+    /** Replica state changes of one volume, recorded by compare-and-set on its record. */
+    private final class RecordedReplicaHealth implements ReplicatedCoordinator.ReplicaHealth {
+        private final String volumeId;
+
+        RecordedReplicaHealth(String volumeId) {
+            this.volumeId = volumeId;
+        }
+
+        @Override
+        public void markStale(String nodeId, Throwable cause) throws IOException {
+            set(nodeId, ReplicaState.STALE);
+            LOG.warn("volume {}: replica on node {} is STALE: {}", volumeId, nodeId, cause.getMessage());
+        }
+
+        @Override
+        public void markRebuilding(String nodeId) throws IOException {
+            set(nodeId, ReplicaState.REBUILDING);
+            LOG.info("volume {}: replica on node {} is REBUILDING", volumeId, nodeId);
+        }
+
+        @Override
+        public void markHealthy(String nodeId) throws IOException {
+            set(nodeId, ReplicaState.HEALTHY);
+            LOG.info("volume {}: replica on node {} is HEALTHY", volumeId, nodeId);
+        }
+
+        private void set(String nodeId, ReplicaState state) throws IOException {
+            try {
+                updateRecord(volumeId, r -> {
+                    VolumeRecord.Builder b = r.toBuilder();
+                    boolean found = false;
+                    for (int i = 0; i < b.getReplicasCount(); i++) {
+                        if (b.getReplicas(i).getNodeId().equals(nodeId)) {
+                            b.setReplicas(i, b.getReplicas(i).toBuilder().setState(state));
+                            found = true;
+                        }
+                    }
+                    if (!found) {
+                        b.addReplicas(ReplicaRecord.newBuilder().setNodeId(nodeId).setState(state));
+                    }
+                    return b.build();
+                });
+            } catch (RuntimeException e) {
+                // The state change is not on record: the caller must not acknowledge what depends on it.
+                throw new IOException("volume " + volumeId + ": recording replica " + nodeId + " as " + state
+                        + " failed: " + e.getMessage(), e);
+            }
         }
     }
 
@@ -852,10 +912,10 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         return MetadataProtos.parseVolume(v.key(), v.value());
     }
 
-    private void requireSnapshotRecord(String snapshotId) {
-        if (metadata.get(MetadataKeys.snapshot(snapshotId)).isEmpty()) {
-            throw StowageException.notFound("snapshot", snapshotId);
-        }
+    private SnapshotRecord requireSnapshotRecord(String snapshotId) {
+        Versioned v = metadata.get(MetadataKeys.snapshot(snapshotId))
+                .orElseThrow(() -> StowageException.notFound("snapshot", snapshotId));
+        return MetadataProtos.parseSnapshot(v.key(), v.value());
     }
 
     private void updateRecord(String volumeId, UnaryOperator<VolumeRecord> change) {

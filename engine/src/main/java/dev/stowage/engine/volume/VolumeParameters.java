@@ -19,6 +19,7 @@ import java.util.Set;
 public final class VolumeParameters {
     public static final String REPL = "repl";
     public static final String FS_TYPE = "fsType";
+    public static final String ZONES = "zones";
     public static final String MAX_IOPS = "maxIops";
     public static final String MAX_BYTES_PER_SECOND = "maxBytesPerSecond";
     public static final int MAX_REPLICAS = 3;
@@ -31,6 +32,7 @@ public final class VolumeParameters {
         Map<String, String> m = new LinkedHashMap<>();
         m.put(REPL, "number of replicas on distinct nodes, 1 to " + MAX_REPLICAS + " (default 1)");
         m.put(FS_TYPE, "file system created on first stage of a mount volume: ext4 or xfs (default ext4)");
+        m.put(ZONES, "comma-separated zones the replicas may be placed in (default: any)");
         m.put(MAX_IOPS, "mutable: most read/write operations per second, 0 for no limit (default 0)");
         m.put(MAX_BYTES_PER_SECOND, "mutable: most bytes read and written per second, 0 for no limit (default 0)");
         SUPPORTED = Map.copyOf(m);
@@ -39,23 +41,27 @@ public final class VolumeParameters {
     private final int replicaCount;
     private final String fsType;
     private final IoLimits limits;
+    private final Set<String> zones;
 
-    private VolumeParameters(int replicaCount, String fsType, IoLimits limits) {
+    private VolumeParameters(int replicaCount, String fsType, IoLimits limits, Set<String> zones) {
         this.replicaCount = replicaCount;
         this.fsType = fsType;
         this.limits = limits;
+        this.zones = Set.copyOf(zones);
     }
 
     /** Validates creation-time parameters; the error names the offending key. */
     public static VolumeParameters parse(Map<String, String> parameters, Map<String, String> mutableParameters) {
         int repl = 1;
         String fs = "ext4";
+        Set<String> zones = Set.of();
         for (Map.Entry<String, String> e : parameters.entrySet()) {
             String key = e.getKey();
             String value = e.getValue() == null ? "" : e.getValue().trim();
             switch (key) {
                 case REPL -> repl = parseReplicas(value);
                 case FS_TYPE -> fs = parseFsType("parameters." + FS_TYPE, value);
+                case ZONES -> zones = parseZones(value);
                 case MAX_IOPS, MAX_BYTES_PER_SECOND -> { }
                 default -> throw StowageException.invalid("parameters." + key,
                         "unknown parameter; supported: " + String.join(", ", SUPPORTED.keySet()));
@@ -63,7 +69,19 @@ public final class VolumeParameters {
         }
         IoLimits limits = applyLimits(IoLimits.UNLIMITED, "parameters.", parameters);
         limits = applyLimits(limits, "mutable_parameters.", mutableParameters);
-        return new VolumeParameters(repl, fs, limits);
+        return new VolumeParameters(repl, fs, limits, zones);
+    }
+
+    private static Set<String> parseZones(String value) {
+        java.util.TreeSet<String> zones = new java.util.TreeSet<>();
+        for (String z : value.split(",")) {
+            String t = z.trim();
+            if (!t.matches("[A-Za-z0-9][A-Za-z0-9._-]{0,62}")) {
+                throw StowageException.invalid("parameters." + ZONES, "'" + t + "' is not a zone name");
+            }
+            zones.add(t);
+        }
+        return zones;
     }
 
     /** Reads parameters as stored with a volume (already validated once). */
@@ -73,7 +91,7 @@ public final class VolumeParameters {
 
     /** These parameters with {@code changes} to the mutable ones applied. */
     public VolumeParameters modify(Map<String, String> changes) {
-        return new VolumeParameters(replicaCount, fsType, applyLimits(limits, "mutable_parameters.", changes));
+        return new VolumeParameters(replicaCount, fsType, applyLimits(limits, "mutable_parameters.", changes), zones);
     }
 
     private static IoLimits applyLimits(IoLimits base, String fieldPrefix, Map<String, String> values) {
@@ -136,11 +154,17 @@ public final class VolumeParameters {
 
     public IoLimits limits() { return limits; }
 
+    /** Zones replicas may be placed in; empty for any. */
+    public Set<String> zones() { return zones; }
+
     /** The normalised parameters as they are stored with the volume. */
     public Map<String, String> asMap() {
         Map<String, String> m = new LinkedHashMap<>();
         m.put(REPL, Integer.toString(replicaCount));
         m.put(FS_TYPE, fsType);
+        if (!zones.isEmpty()) {
+            m.put(ZONES, String.join(",", zones));
+        }
         if (limits.maxIops() > 0) {
             m.put(MAX_IOPS, Long.toString(limits.maxIops()));
         }
