@@ -40,7 +40,8 @@ final class Demo {
     static int run(List<String> args) throws Exception {
         Path dir = Files.createTempDirectory("stowage-demo-");
         NodeOptions options = NodeOptions.parse(List.of("--data-dir", dir.resolve("data").toString(),
-                "--csi-endpoint", "unix://" + dir.resolve("csi.sock"), "--node-id", "demo-node"));
+                "--csi-endpoint", "unix://" + dir.resolve("csi.sock"), "--node-id", "demo-node",
+                "--api-listen", "127.0.0.1:0"));
         System.out.println("Stowage demo in " + dir);
         NodeRuntime node = null;
         EpollEventLoopGroup group = new EpollEventLoopGroup(1);

@@ -1,6 +1,7 @@
 package dev.stowage.launcher;
 
 import java.net.InetAddress;
+import java.net.InetSocketAddress;
 import java.net.URI;
 import java.net.UnknownHostException;
 import java.nio.file.Path;
@@ -8,6 +9,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * The options of {@code stowage node}, parsed and validated before anything starts: a bad value
@@ -16,7 +18,9 @@ import java.util.Map;
  */
 public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<String, String> labels,
                           List<URI> etcdEndpoints, int maxVolumes, int fuseThreads, boolean csiController,
-                          boolean csiNode, boolean loopDirectIo) {
+                          boolean csiNode, boolean loopDirectIo, Optional<InetSocketAddress> apiListen) {
+    /** Where the management API listens unless --api-listen says otherwise. */
+    public static final String DEFAULT_API_LISTEN = "127.0.0.1:7420";
 
     static final String USAGE = """
             usage: stowage node --data-dir DIR [options]
@@ -29,6 +33,8 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
               --fuse-threads N          FUSE server threads per attached volume (default 4)
               --csi-services LIST       controller,node (default both)
               --loop-direct-io on|off   loop devices use direct I/O on the FUSE file (default on)
+              --api-listen HOST:PORT    management API (stowctl) address, or "off" (default 127.0.0.1:7420);
+                                        plaintext and unauthenticated: keep it on a trusted address
             """;
 
     /** Parses {@code args} (after the word "node"). */
@@ -53,7 +59,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 value = args.get(++i);
             }
             if (!List.of("data-dir", "csi-endpoint", "node-id", "zone", "rack", "etcd", "max-volumes",
-                    "fuse-threads", "csi-services", "loop-direct-io").contains(key)) {
+                    "fuse-threads", "csi-services", "loop-direct-io", "api-listen").contains(key)) {
                 throw new IllegalArgumentException("unknown option --" + key);
             }
             if (values.put(key, value) != null) {
@@ -107,8 +113,38 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
         if (!dio.equals("on") && !dio.equals("off")) {
             throw new IllegalArgumentException("--loop-direct-io '" + dio + "' must be on or off");
         }
+        Optional<InetSocketAddress> api = parseApiListen(values.getOrDefault("api-listen", DEFAULT_API_LISTEN));
         return new NodeOptions(dataDir, socket, nodeId, Map.copyOf(labels), List.copyOf(etcd), maxVolumes,
-                fuseThreads, controller, node, dio.equals("on"));
+                fuseThreads, controller, node, dio.equals("on"), api);
+    }
+
+    /** HOST:PORT or [IPv6]:PORT (port 0: any free port), or "off". */
+    static Optional<InetSocketAddress> parseApiListen(String text) {
+        String value = text.trim();
+        if (value.equals("off")) {
+            return Optional.empty();
+        }
+        int colon = value.lastIndexOf(':');
+        String host = colon > 0 ? value.substring(0, colon) : "";
+        if (host.startsWith("[") && host.endsWith("]")) {
+            host = host.substring(1, host.length() - 1);
+        }
+        int port = -1;
+        if (colon > 0) {
+            try {
+                port = Integer.parseInt(value.substring(colon + 1));
+            } catch (NumberFormatException e) {
+                port = -1;
+            }
+        }
+        if (host.isEmpty() || port < 0 || port > 65535) {
+            throw new IllegalArgumentException("--api-listen '" + text + "' must be HOST:PORT (port 0-65535) or off");
+        }
+        InetSocketAddress address = new InetSocketAddress(host, port);
+        if (address.isUnresolved()) {
+            throw new IllegalArgumentException("--api-listen '" + text + "': cannot resolve host " + host);
+        }
+        return Optional.of(address);
     }
 
     /** Accepts unix:///abs/path, unix:/abs/path and /abs/path. */
@@ -157,6 +193,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 + " metadata=" + (etcdEndpoints.isEmpty() ? "embedded" : "etcd " + etcdEndpoints)
                 + " max-volumes=" + maxVolumes + " fuse-threads=" + fuseThreads + " loop-direct-io=" + (loopDirectIo ? "on" : "off")
                 + " csi-services=" + (csiController ? "controller" : "") + (csiController && csiNode ? "," : "")
-                + (csiNode ? "node" : "");
+                + (csiNode ? "node" : "")
+                + " api-listen=" + apiListen.map(a -> a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("off");
     }
 }

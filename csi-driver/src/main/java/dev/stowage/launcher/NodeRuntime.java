@@ -3,6 +3,7 @@ package dev.stowage.launcher;
 import dev.stowage.csi.mount.LinuxMounter;
 import dev.stowage.csi.server.CsiServer;
 import dev.stowage.csi.server.CsiServerConfig;
+import dev.stowage.engine.api.grpc.ManagementServer;
 import dev.stowage.engine.cluster.EmbeddedMetadataStore;
 import dev.stowage.engine.cluster.MetadataStore;
 import dev.stowage.engine.cluster.etcd.EtcdMetadataStore;
@@ -21,9 +22,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A running node: storage pool, metadata store, FUSE frontend, volume service and CSI server,
- * started in that order and closed in the reverse one. A failure during start closes what had
- * started.
+ * A running node: storage pool, metadata store, FUSE frontend, volume service, CSI server and
+ * management API (unless --api-listen off), started in that order and closed in the reverse one.
+ * A failure during start (an API port already in use included) closes what had started.
  */
 public final class NodeRuntime implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(NodeRuntime.class);
@@ -61,6 +62,11 @@ public final class NodeRuntime implements AutoCloseable {
                     volumes, new LinuxMounter());
             csi.start();
             started.push(csi);
+            if (options.apiListen().isPresent()) {
+                ManagementServer api = ManagementServer.start(options.apiListen().get(), volumes);
+                started.push(api);
+                LOG.info("stowage node {} is serving the management API on {}", options.nodeId(), api.endpoint());
+            }
             LOG.info("stowage node {} is serving CSI on unix://{}", options.nodeId(), options.csiSocket());
         } catch (Exception e) {
             close();

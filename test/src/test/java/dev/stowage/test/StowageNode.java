@@ -42,7 +42,7 @@ public final class StowageNode implements AutoCloseable {
     /** Starts the node and waits until its CSI socket accepts connections and Probe says ready. */
     public StowageNode start(Duration timeout) throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>(List.of(home().resolve("bin/stowage").toString(), "node",
-                "--data-dir", dataDir.toString(), "--csi-endpoint", endpoint()));
+                "--data-dir", dataDir.toString(), "--csi-endpoint", endpoint(), "--api-listen", "127.0.0.1:0"));
         cmd.addAll(extraArgs);
         Files.createDirectories(log.getParent());
         process = new ProcessBuilder(cmd)
