@@ -1,0 +1,318 @@
+package dev.stowage.engine.volume;
+
+import dev.stowage.engine.api.ErrorCode;
+import dev.stowage.engine.api.StowageException;
+import dev.stowage.engine.api.Volume;
+import dev.stowage.engine.api.VolumeSpec;
+import dev.stowage.engine.cluster.Membership;
+import dev.stowage.engine.cluster.NodeDescriptor;
+import dev.stowage.engine.cluster.Placement;
+import dev.stowage.engine.replication.Coordinator;
+import dev.stowage.engine.replication.IoLimits;
+import dev.stowage.engine.replication.IoThrottle;
+import dev.stowage.engine.replication.ReplicaEndpoint;
+import dev.stowage.engine.replication.ReplicatedCoordinator;
+import dev.stowage.engine.replication.ReplicatedCoordinator.ReplicaHealth;
+import dev.stowage.engine.replication.net.RemoteReplica;
+import dev.stowage.engine.replication.net.RemoteReplicaEndpoint;
+import dev.stowage.engine.replication.net.ReplicaClient;
+import dev.stowage.engine.storage.StoragePool;
+import io.netty.channel.EventLoopGroup;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Replicas on the cluster's storage nodes: placement over the live members (zones, racks, free
+ * space), replica data created, grown, snapshotted and deleted on each node through its replica
+ * server, and attached volumes served by a {@link ReplicatedCoordinator} that reaches every
+ * replica, the local one included, over the replication protocol.
+ *
+ * <p>Multi-node operations undo what they did on earlier nodes when a later one fails.
+ *
+ * <p>Threading: thread-safe; every call blocks for at most {@code requestTimeout} per node.
+ */
+final class ClusterFleet implements ReplicaFleet {
+    private static final Logger LOG = LoggerFactory.getLogger(ClusterFleet.class);
+
+    private final String localNodeId;
+    private final Membership membership;
+    private final StoragePool localPool;
+    private final EventLoopGroup group;
+    private final Duration requestTimeout;
+    private final double overprovisionRatio;
+    private final Map<String, ReplicaClient> clients = new ConcurrentHashMap<>();
+
+    /**
+     * @param localPool this node's pool, or null on a storage-less node
+     * @param group event loops for replica connections (owned by the caller)
+     */
+    ClusterFleet(String localNodeId, Membership membership, StoragePool localPool, EventLoopGroup group,
+                 Duration requestTimeout, double overprovisionRatio) {
+        this.localNodeId = localNodeId;
+        this.membership = membership;
+        this.localPool = localPool;
+        this.group = group;
+        this.requestTimeout = requestTimeout;
+        this.overprovisionRatio = overprovisionRatio;
+    }
+
+    @Override
+    public String localNodeId() {
+        return localNodeId;
+    }
+
+    @Override
+    public List<String> place(int replicas, long sizeBytes, List<String> sourceNodes, Set<String> zones) {
+        if (!sourceNodes.isEmpty()) {
+            // Copy-on-write layers live where the source's replicas are: the new volume must live there too.
+            for (String node : sourceNodes) {
+                if (!membership.isAlive(node)) {
+                    throw new StowageException(ErrorCode.UNAVAILABLE, "node " + node
+                            + ", which holds the source's data, is not reachable; retry when it is back");
+                }
+            }
+            if (replicas > sourceNodes.size()) {
+                throw new StowageException(ErrorCode.INVALID_ARGUMENT, "parameters.repl", "parameters.repl: "
+                        + replicas + " exceeds the " + sourceNodes.size() + " replicas of the source", null);
+            }
+            return List.copyOf(sourceNodes.subList(0, replicas));
+        }
+        List<NodeDescriptor> candidates = membership.liveNodes();
+        return Placement.choose(replicas, candidates, sizeBytes, Set.of(), zones, overprovisionRatio);
+    }
+
+    @Override
+    public void create(String volumeId, long sizeBytes, VolumeSpec.ContentSource source, List<String> nodes)
+            throws IOException {
+        List<String> done = new ArrayList<>();
+        try {
+            for (String node : nodes) {
+                ReplicaClient c = client(node);
+                if (source instanceof VolumeSpec.ContentSource.FromSnapshot s) {
+                    await(c.createReplicaFromSnapshotAsync(volumeId, s.snapshotId(), sizeBytes), node, "create");
+                } else if (source instanceof VolumeSpec.ContentSource.FromVolume v) {
+                    // A clone: an internal snapshot of the source on that node, then a volume from it.
+                    String internal = "clone-of-" + v.volumeId() + "-for-" + volumeId;
+                    await(c.snapshotReplicaAsync(v.volumeId(), internal), node, "snapshot");
+                    await(c.createReplicaFromSnapshotAsync(volumeId, internal, sizeBytes), node, "create");
+                    await(c.deleteSnapshotAsync(internal), node, "delete snapshot");
+                } else {
+                    await(c.createReplicaAsync(volumeId, sizeBytes), node, "create");
+                }
+                done.add(node);
+            }
+        } catch (IOException | RuntimeException e) {
+            for (String node : done) {
+                try {
+                    await(client(node).deleteReplicaAsync(volumeId), node, "delete");
+                } catch (IOException | RuntimeException cleanup) {
+                    e.addSuppressed(cleanup);
+                }
+            }
+            throw e;
+        }
+    }
+
+    @Override
+    public void delete(String volumeId, List<String> nodes) throws IOException {
+        for (String node : nodes) {
+            if (!membership.isAlive(node)) {
+                // Its start-up deletes replica data no record assigns to it.
+                LOG.info("volume {}: node {} is away; its replica is removed when it returns", volumeId, node);
+                continue;
+            }
+            await(client(node).deleteReplicaAsync(volumeId), node, "delete");
+        }
+    }
+
+    @Override
+    public void resize(String volumeId, long sizeBytes, List<String> nodes) throws IOException {
+        for (String node : nodes) {
+            if (membership.isAlive(node)) {
+                await(client(node).resizeReplicaAsync(volumeId, sizeBytes), node, "resize");
+            }
+        }
+    }
+
+    @Override
+    public void snapshot(String volumeId, String snapshotId, List<String> nodes) throws IOException {
+        List<String> done = new ArrayList<>();
+        try {
+            for (String node : nodes) {
+                await(client(node).snapshotReplicaAsync(volumeId, snapshotId), node, "snapshot");
+                done.add(node);
+            }
+        } catch (IOException | RuntimeException e) {
+            for (String node : done) {
+                try {
+                    await(client(node).deleteSnapshotAsync(snapshotId), node, "delete snapshot");
+                } catch (IOException | RuntimeException cleanup) {
+                    e.addSuppressed(cleanup);
+                }
+            }
+            throw e;
+        }
+    }
+
+    @Override
+    public void deleteSnapshot(String snapshotId, List<String> nodes) throws IOException {
+        for (String node : nodes) {
+            if (membership.isAlive(node)) {
+                await(client(node).deleteSnapshotAsync(snapshotId), node, "delete snapshot");
+            }
+        }
+    }
+
+    @Override
+    public Coordinator open(String volumeId, long sizeBytes, long epoch, List<ReplicaView> replicas, IoLimits limits,
+                            ReplicaHealth health) throws IOException {
+        Map<ReplicaEndpoint, ReplicatedCoordinator.State> endpoints = new LinkedHashMap<>();
+        try {
+            for (ReplicaView view : replicas) {
+                if (view.state() != Volume.ReplicaState.HEALTHY) {
+                    continue;
+                }
+                try {
+                    ReplicaClient c = client(view.nodeId());
+                    RemoteReplica replica = await(c.openAsync(volumeId, epoch), view.nodeId(), "open");
+                    endpoints.put(new RemoteReplicaEndpoint(view.nodeId(), replica, requestTimeout),
+                            ReplicatedCoordinator.State.HEALTHY);
+                } catch (IOException | RuntimeException e) {
+                    // Recorded before the volume serves any write: invariant 3.
+                    health.markStale(view.nodeId(), e);
+                }
+            }
+            if (endpoints.isEmpty()) {
+                throw new StowageException(ErrorCode.UNAVAILABLE, "volume " + volumeId
+                        + " has no reachable healthy replica; refusing to serve stale data");
+            }
+        } catch (IOException | RuntimeException e) {
+            endpoints.keySet().forEach(ReplicaEndpoint::close);
+            throw e;
+        }
+        return new ReplicatedCoordinator(volumeId, epoch, sizeBytes, localNodeId, endpoints, health,
+                IoThrottle.system(limits));
+    }
+
+    /** A fresh endpoint to {@code nodeId}'s replica of a volume, for a resync or a rebuild. */
+    ReplicaEndpoint endpoint(String volumeId, String nodeId, long epoch) throws IOException {
+        RemoteReplica replica = await(client(nodeId).openAsync(volumeId, epoch), nodeId, "open");
+        return new RemoteReplicaEndpoint(nodeId, replica, requestTimeout);
+    }
+
+    @Override
+    public Set<String> localVolumeIds() throws IOException {
+        return localPool == null ? Set.of() : localPool.volumeIds();
+    }
+
+    @Override
+    public void deleteLocal(String volumeId) throws IOException {
+        if (localPool != null && membership.isAlive(localNodeId)) {
+            // Through the server, so that its generation and epoch files go too.
+            await(client(localNodeId).deleteReplicaAsync(volumeId), localNodeId, "delete");
+        } else if (localPool != null) {
+            localPool.delete(volumeId);
+        }
+    }
+
+    @Override
+    public void deleteLocalSnapshot(String snapshotId) throws IOException {
+        if (localPool != null) {
+            localPool.deleteSnapshot(snapshotId);
+        }
+    }
+
+    @Override
+    public boolean nodeExists(String nodeId) {
+        return membership.node(nodeId).isPresent();
+    }
+
+    @Override
+    public boolean nodeAlive(String nodeId) {
+        return membership.isAlive(nodeId);
+    }
+
+    @Override
+    public long provisionableBytes(Map<String, String> topology, long alreadyProvisioned) {
+        long best = 0;
+        for (NodeDescriptor n : membership.liveNodes()) {
+            if (n.storageless()) {
+                continue;
+            }
+            if (topology.containsKey("node") && !topology.get("node").equals(n.id())) {
+                continue;
+            }
+            if (topology.containsKey("zone") && !topology.get("zone").equals(n.zone())) {
+                continue;
+            }
+            if (topology.containsKey("rack") && !topology.get("rack").equals(n.rack())) {
+                continue;
+            }
+            best = Math.max(best, (long) (n.freeBytes() * overprovisionRatio));
+        }
+        return best;
+    }
+
+    private ReplicaClient client(String nodeId) throws IOException {
+        ReplicaClient existing = clients.get(nodeId);
+        if (existing != null && existing.isConnected()) {
+            return existing;
+        }
+        Optional<NodeDescriptor> node = membership.node(nodeId);
+        if (node.isEmpty() || !membership.isAlive(nodeId)) {
+            throw new IOException("node " + nodeId + " is not a live member of the cluster");
+        }
+        String address = node.get().address();
+        int colon = address.lastIndexOf(':');
+        InetSocketAddress socket = new InetSocketAddress(address.substring(0, colon).replace("[", "").replace("]", ""),
+                Integer.parseInt(address.substring(colon + 1)));
+        ReplicaClient fresh = await(ReplicaClient.connect(socket, group), nodeId, "connect");
+        ReplicaClient previous = clients.put(nodeId, fresh);
+        if (previous != null) {
+            previous.close();
+        }
+        return fresh;
+    }
+
+    private <T> T await(CompletableFuture<T> future, String nodeId, String what) throws IOException {
+        try {
+            return future.get(requestTimeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException(what + " on node " + nodeId + " interrupted");
+        } catch (TimeoutException e) {
+            throw new IOException(what + " on node " + nodeId + " did not finish within " + requestTimeout.toMillis()
+                    + " ms");
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof IOException io) {
+                throw io;
+            }
+            if (cause instanceof RuntimeException re) {
+                throw re;
+            }
+            throw new IOException(what + " on node " + nodeId + ": " + cause, cause);
+        }
+    }
+
+    @Override
+    public void close() {
+        clients.values().forEach(ReplicaClient::close);
+        clients.clear();
+    }
+}
