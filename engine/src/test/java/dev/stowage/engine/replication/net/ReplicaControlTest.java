@@ -85,6 +85,17 @@ class ReplicaControlTest {
     }
 
     @Test
+    void controlTypeCodesAreTheDocumentedOnes() {
+        assertEquals(List.of(8, 9, 10, 11, 12, 13), List.of(FrameType.CREATE.code(), FrameType.DELETE.code(),
+                FrameType.RESIZE.code(), FrameType.SNAPSHOT.code(), FrameType.DELETE_SNAPSHOT.code(),
+                FrameType.LIST.code()));
+        assertEquals(FrameType.LIST, FrameType.ofCode(13 | FrameType.RESPONSE_BIT));
+        assertEquals(null, FrameType.ofCode(14));
+        assertFalse(FrameType.CLOSE.isControl());
+        assertTrue(FrameType.CREATE.isControl());
+    }
+
+    @Test
     void createIsIdempotentForTheSameSizeAndRefusesAnother() throws Exception {
         get(client.createReplicaAsync("v1", 8 * MIB));
         assertEquals(8 * MIB, pool.open("v1").orElseThrow().sizeBytes());
@@ -155,6 +166,39 @@ class ReplicaControlTest {
             refused(r.raiseEpochAsync(2), FrameStatus.NOT_FOUND);
             assertFalse(Files.exists(stateFile("v1", ".epoch")), "a late epoch raise recreates no state");
             assertTrue(other.isConnected(), "the refusals do not cost the connection");
+        }
+    }
+
+    @Test
+    void writesInFlightDuringDeleteEitherCompleteOrAreNotFound() throws Exception {
+        get(client.createReplicaAsync("v1", 8 * MIB));
+        try (ReplicaClient other = get(ReplicaClient.connect(server.localAddress(), group))) {
+            RemoteReplica r = get(other.openAsync("v1", 1));
+            List<CompletableFuture<Void>> writes = new java.util.ArrayList<>();
+            byte[] data = random(4096, 9);
+            for (int i = 0; i < 300; i++) {
+                writes.add(r.writeAsync((i % 2048) * 4096L, ByteBuffer.wrap(data), 1L << 40 | i));
+                if (i == 150) {
+                    writes.add(client.deleteReplicaAsync("v1"));
+                }
+            }
+            int ok = 0;
+            int notFound = 0;
+            for (CompletableFuture<Void> w : writes) {
+                try {
+                    get(w);
+                    ok++;
+                } catch (ReplicaRequestException e) {
+                    assertEquals(FrameStatus.NOT_FOUND, e.status(), e.getMessage());
+                    notFound++;
+                }
+            }
+            assertEquals(writes.size(), ok + notFound);
+            assertTrue(pool.open("v1").isEmpty());
+            for (int i = 0; i < 20; i++) {
+                refused(r.writeAsync(i * 4096L, ByteBuffer.wrap(data), 1L << 40 | 1000 + i), FrameStatus.NOT_FOUND);
+            }
+            assertTrue(other.isConnected());
         }
     }
 
