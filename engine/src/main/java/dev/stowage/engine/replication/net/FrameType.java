@@ -15,12 +15,27 @@ public enum FrameType {
     /** Raises the replica's persisted epoch to the request's epoch. */
     EPOCH(6),
     /** Releases the handle. */
-    CLOSE(7);
+    CLOSE(7),
+    /**
+     * Control: creates a replica volume of {@code offset} bytes. Payload: the volume id, or
+     * {@code volumeId\0snapshotId} to create it from a snapshot. No handle, epoch 0.
+     */
+    CREATE(8),
+    /** Control: deletes a replica volume and its epoch and generation files. Payload: the volume id. */
+    DELETE(9),
+    /** Control: grows a replica volume to {@code offset} bytes. Payload: the volume id. */
+    RESIZE(10),
+    /** Control: takes a snapshot. Payload: {@code volumeId\0snapshotId}. */
+    SNAPSHOT(11),
+    /** Control: deletes a snapshot. Payload: the snapshot id. */
+    DELETE_SNAPSHOT(12),
+    /** Control: the response's payload is the pool's volume ids, {@code "\n"}-separated. */
+    LIST(13);
 
     /** Bit set in a response's type byte. */
     public static final int RESPONSE_BIT = 0x80;
 
-    private static final FrameType[] BY_CODE = new FrameType[8];
+    private static final FrameType[] BY_CODE = new FrameType[14];
 
     static {
         for (FrameType t : values()) {
@@ -36,6 +51,11 @@ public enum FrameType {
 
     public int code() {
         return code;
+    }
+
+    /** Whether this is a control request: no handle, epoch 0, not fenced (CREATE to LIST). */
+    public boolean isControl() {
+        return code >= CREATE.code;
     }
 
     /** The type of a type byte with the response bit cleared, or {@code null} if the code is unknown. */

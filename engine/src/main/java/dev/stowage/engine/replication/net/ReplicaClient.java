@@ -12,6 +12,7 @@ import io.netty.channel.EventLoopGroup;
 import io.netty.channel.socket.SocketChannel;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -120,6 +121,87 @@ public final class ReplicaClient implements AutoCloseable {
         return call(rid -> Frame.request(FrameType.OPEN, rid, 0, epoch, 0, 0, 0, Unpooled.wrappedBuffer(id)),
                 volumeId, FrameType.OPEN, epoch, 0,
                 resp -> new RemoteReplica(this, volumeId, resp.handle(), epoch, resp.offset()));
+    }
+
+    /**
+     * Creates an empty replica volume of {@code sizeBytes} bytes on the replica's node. Idempotent:
+     * OK if the volume exists with that size; {@link ReplicaRequestException} BAD_REQUEST (naming
+     * both sizes) if it exists with another, or for a bad id or size.
+     */
+    public CompletableFuture<Void> createReplicaAsync(String volumeId, long sizeBytes) {
+        return control(FrameType.CREATE, volumeId, sizeBytes, resp -> null, "volumeId", volumeId);
+    }
+
+    /**
+     * Creates a replica volume of {@code sizeBytes} bytes (at least the snapshot's size) whose
+     * content is the snapshot {@code snapshotId} held on the same node. Idempotent as
+     * {@link #createReplicaAsync}; NOT_FOUND if the snapshot does not exist.
+     */
+    public CompletableFuture<Void> createReplicaFromSnapshotAsync(String volumeId, String snapshotId,
+                                                                  long sizeBytes) {
+        return control(FrameType.CREATE, volumeId, sizeBytes, resp -> null,
+                "volumeId", volumeId, "snapshotId", snapshotId);
+    }
+
+    /**
+     * Deletes a replica volume, with its persisted epoch and region generations; handles open on
+     * it (on any connection) answer NOT_FOUND afterwards. Deleting a missing volume is OK.
+     */
+    public CompletableFuture<Void> deleteReplicaAsync(String volumeId) {
+        return control(FrameType.DELETE, volumeId, 0, resp -> null, "volumeId", volumeId);
+    }
+
+    /**
+     * Grows a replica volume to {@code sizeBytes}; handles already open see the new size. The same
+     * size is OK; a smaller one BAD_REQUEST; a missing volume NOT_FOUND.
+     */
+    public CompletableFuture<Void> resizeReplicaAsync(String volumeId, long sizeBytes) {
+        return control(FrameType.RESIZE, volumeId, sizeBytes, resp -> null, "volumeId", volumeId);
+    }
+
+    /**
+     * Takes the copy-on-write snapshot {@code snapshotId} of a replica volume. Idempotent: OK if a
+     * snapshot of that id exists (its source volume is not compared); NOT_FOUND if the volume is missing.
+     */
+    public CompletableFuture<Void> snapshotReplicaAsync(String volumeId, String snapshotId) {
+        return control(FrameType.SNAPSHOT, volumeId, 0, resp -> null,
+                "volumeId", volumeId, "snapshotId", snapshotId);
+    }
+
+    /** Deletes a snapshot on the replica's node; a missing snapshot is OK. */
+    public CompletableFuture<Void> deleteSnapshotAsync(String snapshotId) {
+        return control(FrameType.DELETE_SNAPSHOT, null, 0, resp -> null, "snapshotId", snapshotId);
+    }
+
+    /** The ids of every volume the replica's node holds, sorted. */
+    public CompletableFuture<List<String>> listReplicasAsync() {
+        return control(FrameType.LIST, null, 0, resp -> {
+            String text = resp.payloadText();
+            return text.isEmpty() ? List.of() : List.of(text.split("\n"));
+        });
+    }
+
+    /**
+     * Sends a control request (no handle, epoch 0) whose payload is the {@code fieldsAndIds}
+     * values (name, id pairs) joined by NUL. {@code volumeId} (may be null) names the volume in errors.
+     */
+    private <T> CompletableFuture<T> control(FrameType type, String volumeId, long offset,
+                                             ResponseMapper<T> onOk, String... fieldsAndIds) {
+        StringBuilder payload = new StringBuilder();
+        for (int i = 0; i < fieldsAndIds.length; i += 2) {
+            String id = fieldsAndIds[i + 1];
+            if (id == null || id.isEmpty()) {
+                return CompletableFuture.failedFuture(
+                        new IllegalArgumentException(fieldsAndIds[i] + " must not be empty"));
+            }
+            if (i > 0) {
+                payload.append('\0');
+            }
+            payload.append(id);
+        }
+        byte[] p = payload.toString().getBytes(StandardCharsets.UTF_8);
+        return call(rid -> Frame.request(type, rid, 0, 0, 0, offset, 0, Unpooled.wrappedBuffer(p)),
+                volumeId, type, 0, offset, onOk);
     }
 
     /**

@@ -13,6 +13,8 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import java.io.IOException;
 import java.net.InetSocketAddress;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
@@ -38,6 +40,12 @@ import org.slf4j.LoggerFactory;
  * seen ({@link EpochFile}, made durable before any request carrying a new epoch is answered) and
  * the highest write generation per 1 MiB region ({@link RegionGenerations}, made durable by FLUSH).
  *
+ * <p>Control requests (CREATE, DELETE, RESIZE, SNAPSHOT, DELETE_SNAPSHOT, LIST; see
+ * {@link ReplicaControl}) let the cluster's control plane manage the replicas on this node. CREATE
+ * and DELETE run with the open-volume cache locked, so they never interleave with an OPEN; DELETE
+ * waits for the requests already admitted on the volume, then every handle to it answers
+ * NOT_FOUND.
+ *
  * <p>Threading: thread-safe. Ownership: the server owns its event loops and I/O threads, not the
  * pool; {@link #close()} stops them and releases the port but leaves the pool open.
  */
@@ -51,6 +59,7 @@ public final class ReplicaServer implements AutoCloseable {
     private final ThreadPoolExecutor io;
     private final ChannelGroup channels = new DefaultChannelGroup("replica-server", GlobalEventExecutor.INSTANCE);
     private final Map<String, ReplicaVolume> volumes = new HashMap<>();
+    private final ReplicaControl control;
     private Channel serverChannel;
     private InetSocketAddress bound;
     private boolean closed;
@@ -58,6 +67,7 @@ public final class ReplicaServer implements AutoCloseable {
     private ReplicaServer(StoragePool pool, Path replicationDir, int eventLoops, int ioThreads) {
         this.pool = pool;
         this.replicationDir = replicationDir;
+        this.control = new ReplicaControl(this, pool);
         this.boss = NettyTransport.newEventLoopGroup(1, "replica-accept");
         this.workers = NettyTransport.newEventLoopGroup(eventLoops, "replica-net");
         AtomicInteger n = new AtomicInteger();
@@ -90,7 +100,7 @@ public final class ReplicaServer implements AutoCloseable {
         if (eventLoops < 1 || ioThreads < 1) {
             throw new IllegalArgumentException("eventLoops and ioThreads must be >= 1: " + eventLoops + ", " + ioThreads);
         }
-        java.nio.file.Files.createDirectories(replicationDir);
+        Files.createDirectories(replicationDir);
         ReplicaServer s = new ReplicaServer(pool, replicationDir, eventLoops, ioThreads);
         try {
             s.bind(bind);
@@ -145,17 +155,22 @@ public final class ReplicaServer implements AutoCloseable {
         }
     }
 
-    /** The server's state of a volume, opened on first use; {@code null} if the pool has no such volume. */
+    /**
+     * The server's state of a volume, opened on first use; {@code null} if the pool has no such
+     * volume. A cached state whose pool volume was deleted (or replaced) behind the server's back is
+     * evicted first.
+     */
     ReplicaVolume volume(String volumeId) throws IOException {
         synchronized (volumes) {
-            if (closed) {
-                throw new IOException("replica server is closed");
-            }
+            ensureOpen();
+            Optional<ReplicaStore> store = pool.open(volumeId);
             ReplicaVolume v = volumes.get(volumeId);
-            if (v != null) {
+            if (v != null && store.isPresent() && store.get() == v.store) {
                 return v;
             }
-            Optional<ReplicaStore> store = pool.open(volumeId);
+            if (v != null) {
+                evictLocked(volumeId);
+            }
             if (store.isEmpty()) {
                 return null;
             }
@@ -166,6 +181,104 @@ public final class ReplicaServer implements AutoCloseable {
             LOG.info("volume {}: replica opened for replication at epoch {}", volumeId, epoch.current());
             return v;
         }
+    }
+
+    /**
+     * CREATE: makes {@code volumeId} a volume of {@code sizeBytes} bytes, empty or (if
+     * {@code snapshotId} is not null) with the snapshot's content. Idempotent when the volume
+     * exists with that size. A new volume starts with no epoch and no region generations: files
+     * left behind by an earlier volume of that id are removed first. Runs with the open-volume
+     * cache locked, so no OPEN interleaves.
+     *
+     * @return the volume's size
+     * @throws IllegalArgumentException if the volume exists with another size, or the pool refuses
+     *         the ids or the size
+     * @throws java.nio.file.NoSuchFileException if the snapshot does not exist
+     */
+    long createVolume(String volumeId, String snapshotId, long sizeBytes) throws IOException {
+        synchronized (volumes) {
+            ensureOpen();
+            for (int attempt = 0; ; attempt++) {
+                Optional<ReplicaStore> existing = pool.open(volumeId);
+                if (existing.isPresent()) {
+                    long size = existing.get().sizeBytes();
+                    if (size != sizeBytes) {
+                        throw new IllegalArgumentException("volume " + volumeId + " exists with size " + size
+                                + " bytes, not the requested " + sizeBytes + " bytes");
+                    }
+                    return size;
+                }
+                evictLocked(volumeId);
+                deleteStateFiles(volumeId);
+                try {
+                    ReplicaStore created = snapshotId == null ? pool.create(volumeId, sizeBytes)
+                            : pool.createFromSnapshot(snapshotId, volumeId, sizeBytes);
+                    LOG.info("volume {}: replica created, {} bytes{}", volumeId, sizeBytes,
+                            snapshotId == null ? "" : " from snapshot " + snapshotId);
+                    return created.sizeBytes();
+                } catch (FileAlreadyExistsException e) {
+                    if (attempt > 0) {
+                        throw e;
+                    }
+                    // created meanwhile through the pool directly: compare sizes as above
+                }
+            }
+        }
+    }
+
+    /**
+     * DELETE: evicts the volume's state (waiting for its admitted requests; handles to it answer
+     * NOT_FOUND from then on), deletes it from the pool, then deletes its epoch and generation
+     * files. A missing volume is no error. Runs with the open-volume cache locked.
+     *
+     * @return whether the pool held the volume
+     */
+    boolean deleteVolume(String volumeId) throws IOException {
+        synchronized (volumes) {
+            ensureOpen();
+            evictLocked(volumeId);
+            boolean existed = pool.open(volumeId).isPresent();
+            pool.delete(volumeId);
+            deleteStateFiles(volumeId);
+            if (existed) {
+                LOG.info("volume {}: replica deleted with its epoch and region generations", volumeId);
+            }
+            return existed;
+        }
+    }
+
+    /** Drops the cached state of a volume (if any): later requests on its handles answer NOT_FOUND. */
+    private void evictLocked(String volumeId) {
+        ReplicaVolume v = volumes.remove(volumeId);
+        if (v == null) {
+            return;
+        }
+        try {
+            v.markDeleted();
+        } catch (IOException e) {
+            LOG.warn("volume {}: closing region generations on eviction failed", volumeId, e);
+        }
+    }
+
+    private void deleteStateFiles(String volumeId) throws IOException {
+        boolean any = false;
+        for (String suffix : new String[] {".gen", ".epoch", ".epoch.tmp"}) {
+            any |= Files.deleteIfExists(replicationDir.resolve(volumeId + suffix));
+        }
+        if (any) {
+            EpochFile.fsyncDirectory(replicationDir);
+        }
+    }
+
+    private void ensureOpen() throws IOException {
+        if (closed) {
+            throw new IOException("replica server is closed");
+        }
+    }
+
+    /** The handler of control requests, shared by every connection. */
+    ReplicaControl control() {
+        return control;
     }
 
     /**

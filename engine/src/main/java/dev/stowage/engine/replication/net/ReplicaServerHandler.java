@@ -12,7 +12,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -24,17 +23,19 @@ import org.slf4j.LoggerFactory;
  * <p>Back-pressure: past {@link #HIGH_WATER} requests in flight on this connection the channel
  * stops reading until they drop below {@link #LOW_WATER}.
  *
- * <p>Handles are per connection; the volumes behind them are shared by the server.
+ * <p>Handles are per connection; the volumes behind them are shared by the server. A handle to a
+ * volume deleted by a DELETE (from any connection) answers NOT_FOUND and is released. Control
+ * requests (CREATE to LIST) carry no handle and go to the server's {@link ReplicaControl}.
  */
 final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
     private static final Logger LOG = LoggerFactory.getLogger(ReplicaServerHandler.class);
     static final int HIGH_WATER = 512;
     static final int LOW_WATER = 256;
-    private static final Pattern SAFE_ID = Pattern.compile("[A-Za-z0-9._-]{1,128}");
     private static final int MAX_REGIONS = Frame.MAX_PAYLOAD / 8;
 
     private final ReplicaServer server;
     private final Executor executor;
+    private final ReplicaControl control;
     private final Map<Integer, ReplicaVolume> handles = new ConcurrentHashMap<>();
     private final AtomicInteger nextHandle = new AtomicInteger();
     private final AtomicInteger inFlight = new AtomicInteger();
@@ -42,6 +43,7 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
     ReplicaServerHandler(ReplicaServer server, Executor executor) {
         this.server = server;
         this.executor = executor;
+        this.control = server.control();
     }
 
     @Override
@@ -87,12 +89,18 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
             return Frame.error(req, FrameStatus.BAD_REQUEST, 0, 0,
                     "type " + req.typeByte() + " with status " + req.statusByte() + " is not a request");
         }
+        if (type.isControl()) {
+            return control.serve(req);
+        }
         if (type == FrameType.OPEN) {
             return open(req);
         }
         ReplicaVolume v = handles.get(req.handle());
         if (v == null) {
             return Frame.error(req, FrameStatus.NOT_FOUND, 0, 0, "handle " + req.handle() + " is not open");
+        }
+        if (v.isDeleted()) {
+            return deleted(v, req);
         }
         v.requests.increment();
         if (type == FrameType.CLOSE) {
@@ -106,6 +114,8 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
             if (!v.enter(req.epoch())) {
                 return stale(v, req);
             }
+        } catch (ReplicaVolume.DeletedException e) {
+            return deleted(v, req);
         } catch (IOException e) {
             return ioError(v, req, e);
         }
@@ -132,9 +142,9 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
 
     private Frame open(Frame req) {
         String id = req.payloadText();
-        if (!SAFE_ID.matcher(id).matches() || id.equals(".") || id.equals("..")) {
-            return Frame.error(req, FrameStatus.BAD_REQUEST, 0, 0,
-                    "volume id must match [A-Za-z0-9._-]{1,128} and not be \".\" or \"..\"");
+        String problem = ReplicaControl.idProblem("volumeId", id);
+        if (problem != null) {
+            return Frame.error(req, FrameStatus.BAD_REQUEST, 0, 0, problem);
         }
         ReplicaVolume v;
         try {
@@ -153,6 +163,8 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
             if (!v.enter(req.epoch())) {
                 return stale(v, req);
             }
+        } catch (ReplicaVolume.DeletedException e) {
+            return Frame.error(req, FrameStatus.NOT_FOUND, 0, 0, "volume " + id + " does not exist");
         } catch (IOException e) {
             return ioError(v, req, e);
         }
@@ -238,9 +250,18 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
                 return stale(v, req);
             }
             return Frame.response(req, FrameStatus.OK, now, 0, 0, Unpooled.EMPTY_BUFFER);
+        } catch (ReplicaVolume.DeletedException e) {
+            return deleted(v, req);
         } catch (IOException e) {
             return ioError(v, req, e);
         }
+    }
+
+    /** A handle to a deleted volume: released, and answered NOT_FOUND. */
+    private Frame deleted(ReplicaVolume v, Frame req) {
+        handles.remove(req.handle(), v);
+        return Frame.error(req, FrameStatus.NOT_FOUND, 0, req.offset(),
+                "volume " + v.volumeId + " was deleted (handle " + req.handle() + ")");
     }
 
     private static Frame stale(ReplicaVolume v, Frame req) {

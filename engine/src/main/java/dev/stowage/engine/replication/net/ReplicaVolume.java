@@ -15,6 +15,10 @@ import org.slf4j.LoggerFactory;
  * lock; raising the epoch takes the write lock, so once a raise to epoch E is answered no request
  * with an epoch below E is still running or can start.
  *
+ * <p>Deletion: {@link #markDeleted} takes the write lock too, so it waits for the requests
+ * admitted before it; afterwards {@link #enter} and {@link #raise} fail with
+ * {@link DeletedException} and nothing touches the volume's files again.
+ *
  * <p>Threading: thread-safe.
  */
 final class ReplicaVolume {
@@ -24,6 +28,7 @@ final class ReplicaVolume {
     final RegionGenerations generations;
     final EpochFile epoch;
     private final ReentrantReadWriteLock fence = new ReentrantReadWriteLock();
+    private volatile boolean deleted;
 
     final LongAdder requests = new LongAdder();
     final LongAdder writes = new LongAdder();
@@ -43,10 +48,16 @@ final class ReplicaVolume {
      * Admits a request carrying {@code requestEpoch}: raises the persisted epoch first (durably)
      * if the request's is newer. Returns true with the fence's read lock held (call {@link #exit});
      * false if the epoch is stale (nothing held; {@code epoch.current()} says the replica's epoch).
+     *
+     * @throws DeletedException if the volume was deleted (nothing held)
      */
     boolean enter(long requestEpoch) throws IOException {
         while (true) {
             fence.readLock().lock();
+            if (deleted) {
+                fence.readLock().unlock();
+                throw new DeletedException(volumeId);
+            }
             long current = epoch.current();
             if (requestEpoch == current) {
                 return true;
@@ -63,10 +74,17 @@ final class ReplicaVolume {
         fence.readLock().unlock();
     }
 
-    /** Raises the epoch once every admitted request has finished; returns the epoch in force. */
+    /**
+     * Raises the epoch once every admitted request has finished; returns the epoch in force.
+     *
+     * @throws DeletedException if the volume was deleted
+     */
     long raise(long newEpoch) throws IOException {
         fence.writeLock().lock();
         try {
+            if (deleted) {
+                throw new DeletedException(volumeId);
+            }
             long before = epoch.current();
             long now = epoch.raise(newEpoch);
             if (now != before) {
@@ -78,8 +96,38 @@ final class ReplicaVolume {
         }
     }
 
+    /**
+     * Marks the volume deleted once every admitted request has finished, then closes (forcing)
+     * its region generations. Idempotent.
+     */
+    void markDeleted() throws IOException {
+        fence.writeLock().lock();
+        try {
+            if (deleted) {
+                return;
+            }
+            deleted = true;
+        } finally {
+            fence.writeLock().unlock();
+        }
+        generations.close();
+    }
+
+    boolean isDeleted() {
+        return deleted;
+    }
+
     VolumeCounters counters() {
         return new VolumeCounters(requests.sum(), writes.sum(), bytesWritten.sum(), reads.sum(),
                 bytesRead.sum(), flushes.sum());
+    }
+
+    /** The volume was deleted while a connection still held a handle to it. */
+    static final class DeletedException extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        DeletedException(String volumeId) {
+            super("volume " + volumeId + " was deleted");
+        }
     }
 }
