@@ -18,7 +18,8 @@ import java.util.Optional;
  */
 public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<String, String> labels,
                           List<URI> etcdEndpoints, int maxVolumes, int fuseThreads, boolean csiController,
-                          boolean csiNode, boolean loopDirectIo, Optional<InetSocketAddress> apiListen) {
+                          boolean csiNode, boolean loopDirectIo, Optional<InetSocketAddress> apiListen,
+                          Optional<InetSocketAddress> listen, boolean storageless) {
     /** Where the management API listens unless --api-listen says otherwise. */
     public static final String DEFAULT_API_LISTEN = "127.0.0.1:7420";
 
@@ -28,7 +29,9 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
               --csi-endpoint URI        CSI socket, unix:///ABS/PATH (default unix://DIR/csi.sock)
               --node-id ID              this node's id (default: the host name)
               --zone Z, --rack R        topology labels of this node
-              --etcd URL[,URL...]       keep metadata in etcd instead of the embedded store
+              --etcd URL[,URL...]       join the cluster whose metadata is in etcd (else: one host, embedded store)
+              --listen HOST:PORT        replication address other nodes reach this one on (required with --etcd)
+              --storageless             hold no replicas; attach volumes whose replicas live elsewhere
               --max-volumes N           volumes this node attaches at most (default 64)
               --fuse-threads N          FUSE server threads per attached volume (default 4)
               --csi-services LIST       controller,node (default both)
@@ -47,6 +50,10 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
             }
             String key;
             String value;
+            if (arg.equals("--storageless")) {
+                values.put("storageless", "true");
+                continue;
+            }
             int eq = arg.indexOf('=');
             if (eq > 0) {
                 key = arg.substring(2, eq);
@@ -59,7 +66,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 value = args.get(++i);
             }
             if (!List.of("data-dir", "csi-endpoint", "node-id", "zone", "rack", "etcd", "max-volumes",
-                    "fuse-threads", "csi-services", "loop-direct-io", "api-listen").contains(key)) {
+                    "fuse-threads", "csi-services", "loop-direct-io", "api-listen", "listen", "storageless").contains(key)) {
                 throw new IllegalArgumentException("unknown option --" + key);
             }
             if (values.put(key, value) != null) {
@@ -114,12 +121,31 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
             throw new IllegalArgumentException("--loop-direct-io '" + dio + "' must be on or off");
         }
         Optional<InetSocketAddress> api = parseApiListen(values.getOrDefault("api-listen", DEFAULT_API_LISTEN));
+        Optional<InetSocketAddress> listen = values.containsKey("listen")
+                ? parseAddress("--listen", values.get("listen")) : Optional.empty();
+        boolean storageless = values.containsKey("storageless");
+        if (!etcd.isEmpty() && listen.isEmpty()) {
+            throw new IllegalArgumentException("--listen HOST:PORT is required with --etcd: other nodes reach this one there");
+        }
+        if (storageless && listen.isPresent() && listen.get().getPort() == 0) {
+            throw new IllegalArgumentException("--listen of a storage-less node needs a fixed port: it is the address"
+                    + " the node is known by, and it serves no replicas to bind one for it");
+        }
+        if (etcd.isEmpty() && (listen.isPresent() || storageless)) {
+            throw new IllegalArgumentException((storageless ? "--storageless" : "--listen") + " needs --etcd: without a"
+                    + " cluster there is no other node to hold replicas or reach this one");
+        }
         return new NodeOptions(dataDir, socket, nodeId, Map.copyOf(labels), List.copyOf(etcd), maxVolumes,
-                fuseThreads, controller, node, dio.equals("on"), api);
+                fuseThreads, controller, node, dio.equals("on"), api, listen, storageless);
     }
 
     /** HOST:PORT or [IPv6]:PORT (port 0: any free port), or "off". */
     static Optional<InetSocketAddress> parseApiListen(String text) {
+        return parseAddress("--api-listen", text);
+    }
+
+    /** HOST:PORT or [IPv6]:PORT for option {@code flag}, or "off". */
+    static Optional<InetSocketAddress> parseAddress(String flag, String text) {
         String value = text.trim();
         if (value.equals("off")) {
             return Optional.empty();
@@ -138,11 +164,11 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
             }
         }
         if (host.isEmpty() || port < 0 || port > 65535) {
-            throw new IllegalArgumentException("--api-listen '" + text + "' must be HOST:PORT (port 0-65535) or off");
+            throw new IllegalArgumentException(flag + " '" + text + "' must be HOST:PORT (port 0-65535) or off");
         }
         InetSocketAddress address = new InetSocketAddress(host, port);
         if (address.isUnresolved()) {
-            throw new IllegalArgumentException("--api-listen '" + text + "': cannot resolve host " + host);
+            throw new IllegalArgumentException(flag + " '" + text + "': cannot resolve host " + host);
         }
         return Optional.of(address);
     }
@@ -194,6 +220,8 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 + " max-volumes=" + maxVolumes + " fuse-threads=" + fuseThreads + " loop-direct-io=" + (loopDirectIo ? "on" : "off")
                 + " csi-services=" + (csiController ? "controller" : "") + (csiController && csiNode ? "," : "")
                 + (csiNode ? "node" : "")
-                + " api-listen=" + apiListen.map(a -> a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("off");
+                + " api-listen=" + apiListen.map(a -> a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("off")
+                + listen.map(a -> " listen=" + a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("")
+                + (storageless ? " storageless" : "");
     }
 }

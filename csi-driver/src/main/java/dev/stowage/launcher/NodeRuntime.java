@@ -5,6 +5,14 @@ import dev.stowage.csi.server.CsiServer;
 import dev.stowage.csi.server.CsiServerConfig;
 import dev.stowage.engine.api.grpc.ManagementServer;
 import dev.stowage.engine.cluster.EmbeddedMetadataStore;
+import dev.stowage.engine.cluster.Membership;
+import dev.stowage.engine.cluster.NodeDescriptor;
+import dev.stowage.engine.replication.net.NettyTransport;
+import dev.stowage.engine.replication.net.ReplicaServer;
+import io.netty.channel.EventLoopGroup;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import dev.stowage.engine.cluster.MetadataStore;
 import dev.stowage.engine.cluster.etcd.EtcdMetadataStore;
 import dev.stowage.engine.frontend.fuse.FuseFrontend;
@@ -28,6 +36,10 @@ import org.slf4j.LoggerFactory;
  */
 public final class NodeRuntime implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(NodeRuntime.class);
+    /** How long a dead node stays registered: the failure detection time of the cluster. */
+    static final Duration LEASE_TTL = Duration.ofSeconds(3);
+    /** Longest wait for one replica request before the replica is declared failed. */
+    static final Duration REPLICA_REQUEST_TIMEOUT = Duration.ofSeconds(5);
     private final Deque<AutoCloseable> started = new ArrayDeque<>();
     private final LocalVolumeService volumes;
 
@@ -35,8 +47,11 @@ public final class NodeRuntime implements AutoCloseable {
         LOG.info("starting stowage {} node: {}", Version.get(), options.describe());
         try {
             Files.createDirectories(options.dataDir());
-            FileStoragePool pool = FileStoragePool.open(options.dataDir().resolve("pool"));
-            started.push(pool);
+            FileStoragePool pool = null;
+            if (!options.storageless()) {
+                pool = FileStoragePool.open(options.dataDir().resolve("pool"));
+                started.push(pool);
+            }
             MetadataStore metadata = options.etcdEndpoints().isEmpty()
                     ? EmbeddedMetadataStore.open(options.dataDir().resolve("metadata"))
                     : EtcdMetadataStore.connect(options.etcdEndpoints(), "");
@@ -47,7 +62,11 @@ public final class NodeRuntime implements AutoCloseable {
             VolumeServiceConfig config = new VolumeServiceConfig(options.nodeId(), options.labels(),
                     options.maxVolumes(), VolumeServiceConfig.GIB, 64L * 1024 * VolumeServiceConfig.GIB, 4.0,
                     options.loopDirectIo());
-            volumes = new LocalVolumeService(config, metadata, pool, frontend, Clock.systemUTC());
+            if (options.etcdEndpoints().isEmpty()) {
+                volumes = new LocalVolumeService(config, metadata, pool, frontend, Clock.systemUTC());
+            } else {
+                volumes = joinCluster(options, config, metadata, pool, frontend);
+            }
             started.push(volumes);
             volumes.start();
             Set<CsiServerConfig.Service> services = EnumSet.noneOf(CsiServerConfig.Service.class);
@@ -71,6 +90,54 @@ public final class NodeRuntime implements AutoCloseable {
         } catch (Exception e) {
             close();
             throw e;
+        }
+    }
+
+    /**
+     * Starts this node's replica server (unless storage-less), registers it in the cluster and
+     * builds the cluster's volume service on top.
+     */
+    private LocalVolumeService joinCluster(NodeOptions options, VolumeServiceConfig config, MetadataStore metadata,
+                                           FileStoragePool pool, FuseFrontend frontend) throws Exception {
+        InetSocketAddress listen = options.listen().orElseThrow();
+        String address = listen.getAddress().getHostAddress() + ":" + listen.getPort();
+        NodeDescriptor self;
+        if (pool != null) {
+            ReplicaServer server = ReplicaServer.start(listen, pool, options.dataDir().resolve("replication"));
+            started.push(server);
+            address = listen.getAddress().getHostAddress() + ":" + server.port();
+            self = NodeDescriptor.storage(options.nodeId(), address, options.labels(), pool.capacityBytes(),
+                    pool.freeBytes());
+        } else {
+            self = NodeDescriptor.storageless(options.nodeId(), address, options.labels());
+        }
+        Membership membership = joinWithRetry(metadata, self);
+        started.push(membership);
+        EventLoopGroup group = NettyTransport.newEventLoopGroup(2, "replica-client");
+        started.push(() -> group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly());
+        LOG.info("node {} joined the cluster as {} at {}", options.nodeId(),
+                pool == null ? "a storage-less node" : "a storage node", address);
+        return LocalVolumeService.inCluster(config, metadata, membership, pool, group, REPLICA_REQUEST_TIMEOUT,
+                frontend, Clock.systemUTC());
+    }
+
+    /**
+     * A node that restarts right after a crash finds its previous registration still held by the
+     * dead process's lease until the lease expires: wait for that, a few seconds at most.
+     */
+    private static Membership joinWithRetry(MetadataStore metadata, NodeDescriptor self) throws InterruptedException {
+        long deadline = System.nanoTime() + LEASE_TTL.multipliedBy(3).toNanos();
+        while (true) {
+            try {
+                return Membership.join(metadata, self, LEASE_TTL);
+            } catch (IllegalStateException e) {
+                if (System.nanoTime() > deadline) {
+                    throw e;
+                }
+                LOG.info("node id {} is still registered by an earlier process; waiting for its lease to expire",
+                        self.id());
+                Thread.sleep(500);
+            }
         }
     }
 

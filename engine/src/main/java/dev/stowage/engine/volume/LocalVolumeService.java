@@ -81,6 +81,19 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 frontend, clock);
     }
 
+    /**
+     * A member of a cluster: replicas placed on the cluster's storage nodes and reached over the
+     * replication protocol. {@code localPool} is null on a storage-less node; {@code group} runs the
+     * replica connections and belongs to the caller.
+     */
+    public static LocalVolumeService inCluster(VolumeServiceConfig config, MetadataStore metadata,
+                                               dev.stowage.engine.cluster.Membership membership,
+                                               StoragePool localPool, io.netty.channel.EventLoopGroup group,
+                                               java.time.Duration requestTimeout, Frontend frontend, Clock clock) {
+        return new LocalVolumeService(config, metadata, new ClusterFleet(config.nodeId(), membership, localPool, group,
+                requestTimeout, config.overprovisionRatio()), frontend, clock);
+    }
+
     LocalVolumeService(VolumeServiceConfig config, MetadataStore metadata, ReplicaFleet fleet,
                        Frontend frontend, Clock clock) {
         this.config = config;
@@ -571,6 +584,13 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 throw StowageException.notFound("node", nodeId);
             }
             VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
+            if (r.hasAttachment() && !r.getAttachment().getNodeId().equals(nodeId)
+                    && !fleet.nodeAlive(r.getAttachment().getNodeId())) {
+                // The old node is dead: its coordinator is fenced by the epoch the new attach takes.
+                LOG.warn("volume {}: taking it over from node {}, which is no longer alive", volumeId,
+                        r.getAttachment().getNodeId());
+                r = r.toBuilder().clearAttachment().build();
+            }
             if (r.hasAttachment()) {
                 AttachmentRecord a = r.getAttachment();
                 if (!a.getNodeId().equals(nodeId)) {
@@ -652,6 +672,12 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         }
         Versioned v = requireVolume(volumeId);
         VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
+        if (r.hasAttachment() && !r.getAttachment().getNodeId().equals(config.nodeId())
+                && !fleet.nodeAlive(r.getAttachment().getNodeId())) {
+            LOG.warn("volume {}: attaching here although node {} held it: that node is no longer alive", volumeId,
+                    r.getAttachment().getNodeId());
+            r = r.toBuilder().clearAttachment().build();
+        }
         if (r.hasAttachment() && !r.getAttachment().getNodeId().equals(config.nodeId())) {
             throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId
                     + " is published on node " + r.getAttachment().getNodeId() + ", not on " + config.nodeId());
@@ -764,6 +790,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 }
             }
             attached.clear();
+            fleet.close();
         } finally {
             lock.unlock();
         }
