@@ -19,7 +19,8 @@ import java.util.Optional;
 public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<String, String> labels,
                           List<URI> etcdEndpoints, int maxVolumes, int fuseThreads, boolean csiController,
                           boolean csiNode, boolean loopDirectIo, Optional<InetSocketAddress> apiListen,
-                          Optional<InetSocketAddress> listen, boolean storageless) {
+                          Optional<InetSocketAddress> listen, boolean storageless,
+                          java.time.Duration replicaReplaceTimeout, long rebuildBytesPerSecond) {
     /** Where the management API listens unless --api-listen says otherwise. */
     public static final String DEFAULT_API_LISTEN = "127.0.0.1:7420";
 
@@ -32,6 +33,10 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
               --etcd URL[,URL...]       join the cluster whose metadata is in etcd (else: one host, embedded store)
               --listen HOST:PORT        replication address other nodes reach this one on (required with --etcd)
               --storageless             hold no replicas; attach volumes whose replicas live elsewhere
+              --replica-replace-timeout SECONDS
+                                        replace a replica whose node stays away this long (default 600)
+              --rebuild-bandwidth BYTES_PER_SECOND
+                                        cap on resync and rebuild copying, 0 for none (default 0)
               --max-volumes N           volumes this node attaches at most (default 64)
               --fuse-threads N          FUSE server threads per attached volume (default 4)
               --csi-services LIST       controller,node (default both)
@@ -66,7 +71,8 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 value = args.get(++i);
             }
             if (!List.of("data-dir", "csi-endpoint", "node-id", "zone", "rack", "etcd", "max-volumes",
-                    "fuse-threads", "csi-services", "loop-direct-io", "api-listen", "listen", "storageless").contains(key)) {
+                    "fuse-threads", "csi-services", "loop-direct-io", "api-listen", "listen", "storageless", "replica-replace-timeout",
+                    "rebuild-bandwidth").contains(key)) {
                 throw new IllegalArgumentException("unknown option --" + key);
             }
             if (values.put(key, value) != null) {
@@ -136,7 +142,9 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                     + " cluster there is no other node to hold replicas or reach this one");
         }
         return new NodeOptions(dataDir, socket, nodeId, Map.copyOf(labels), List.copyOf(etcd), maxVolumes,
-                fuseThreads, controller, node, dio.equals("on"), api, listen, storageless);
+                fuseThreads, controller, node, dio.equals("on"), api, listen, storageless,
+                java.time.Duration.ofSeconds(parseInt(values, "replica-replace-timeout", 600, 1, 7 * 24 * 3600)),
+                parseLong(values, "rebuild-bandwidth", 0));
     }
 
     /** HOST:PORT or [IPv6]:PORT (port 0: any free port), or "off". */
@@ -189,6 +197,22 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
         return Path.of(path).normalize();
     }
 
+    private static long parseLong(Map<String, String> values, String key, long dflt) {
+        String v = values.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            long n = Long.parseLong(v.trim());
+            if (n < 0) {
+                throw new IllegalArgumentException("--" + key + " " + n + " must not be negative");
+            }
+            return n;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--" + key + " '" + v + "' is not a whole number");
+        }
+    }
+
     private static int parseInt(Map<String, String> values, String key, int dflt, int min, int max) {
         String v = values.get(key);
         if (v == null) {
@@ -222,6 +246,8 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 + (csiNode ? "node" : "")
                 + " api-listen=" + apiListen.map(a -> a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("off")
                 + listen.map(a -> " listen=" + a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("")
-                + (storageless ? " storageless" : "");
+                + (storageless ? " storageless" : "")
+                + (etcdEndpoints.isEmpty() ? "" : " replica-replace-timeout=" + replicaReplaceTimeout.toSeconds() + "s"
+                        + " rebuild-bandwidth=" + (rebuildBytesPerSecond == 0 ? "unlimited" : rebuildBytesPerSecond + "B/s"));
     }
 }

@@ -118,7 +118,7 @@ public final class NodeRuntime implements AutoCloseable {
         LOG.info("node {} joined the cluster as {} at {}", options.nodeId(),
                 pool == null ? "a storage-less node" : "a storage node", address);
         return LocalVolumeService.inCluster(config, metadata, membership, pool, group, REPLICA_REQUEST_TIMEOUT,
-                frontend, Clock.systemUTC());
+                options.replicaReplaceTimeout(), options.rebuildBytesPerSecond(), frontend, Clock.systemUTC());
     }
 
     /**

@@ -117,6 +117,25 @@ public final class ReplicatedCoordinator implements Coordinator {
         return Map.copyOf(m);
     }
 
+    /**
+     * Records that {@code nodeId}'s replica can no longer be reached (its node left the cluster),
+     * so that it stops receiving writes and the repair can start even while the volume is idle.
+     */
+    public void markUnreachable(String nodeId, String reason) throws IOException {
+        Member m = members.get(nodeId);
+        if (m != null) {
+            markStale(m, "membership check", new IOException(reason));
+        }
+    }
+
+    /** Drops a replica that was replaced by one on another node. */
+    public void forget(String nodeId) {
+        Member m = members.remove(nodeId);
+        if (m != null) {
+            m.endpoint.close();
+        }
+    }
+
     /** Bytes copied by resyncs and rebuilds so far. */
     public long resyncBytes() { return resyncBytes.sum(); }
 
@@ -218,6 +237,15 @@ public final class ReplicatedCoordinator implements Coordinator {
      * marks it HEALTHY. Returns the bytes copied. {@code bandwidth} caps the copy (0: none).
      */
     public long resync(ReplicaEndpoint target, long bandwidthBytesPerSecond) throws IOException {
+        return resync(target, bandwidthBytesPerSecond, false);
+    }
+
+    /**
+     * As {@link #resync(ReplicaEndpoint, long)}; with {@code fullCopy} every region is copied, not only
+     * those with a higher generation (a new replica of a volume restored from a snapshot, whose
+     * unwritten regions hold the snapshot's data at generation 0).
+     */
+    public long resync(ReplicaEndpoint target, long bandwidthBytesPerSecond, boolean fullCopy) throws IOException {
         checkUsable();
         // The target comes with a fresh connection: it replaces whatever endpoint the node had.
         Member member = new Member(target, State.STALE);
@@ -241,7 +269,7 @@ public final class ReplicatedCoordinator implements Coordinator {
                 long[] have = await(member.endpoint.generationsAsync(first, count));
                 long[] want = await(source.endpoint.generationsAsync(first, count));
                 for (int i = 0; i < count; i++) {
-                    if (want[i] > have[i]) {
+                    if (want[i] > have[i] || (fullCopy && want[i] >= have[i])) {
                         copied += copyRegion(source, member, first + i, buffer, cap);
                     }
                 }

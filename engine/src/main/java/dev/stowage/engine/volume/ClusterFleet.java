@@ -215,6 +215,26 @@ final class ClusterFleet implements ReplicaFleet {
         return new RemoteReplicaEndpoint(nodeId, replica, requestTimeout);
     }
 
+    /** A node to hold a new replica next to {@code kept}, never {@code lost}; empty if none qualifies. */
+    Optional<String> replacement(List<String> kept, String lost, long sizeBytes, Set<String> zones) {
+        List<NodeDescriptor> live = membership.liveNodes();
+        List<NodeDescriptor> keptNodes = live.stream().filter(n -> kept.contains(n.id())).toList();
+        Set<String> exclude = new java.util.HashSet<>(kept);
+        exclude.add(lost);
+        try {
+            List<String> chosen = Placement.chooseReplacement(1, keptNodes, live, sizeBytes, exclude, zones,
+                    overprovisionRatio);
+            return chosen.isEmpty() ? Optional.empty() : Optional.of(chosen.get(0));
+        } catch (StowageException e) {
+            return Optional.empty();
+        }
+    }
+
+    /** How long {@code nodeId} has been out of the membership (zero while it is in). */
+    Duration absentFor(String nodeId) {
+        return membership.absentFor(nodeId);
+    }
+
     @Override
     public Set<String> localVolumeIds() throws IOException {
         return localPool == null ? Set.of() : localPool.volumeIds();

@@ -70,6 +70,8 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     private final ReentrantLock lock = new ReentrantLock();
     private final Map<String, Attached> attached = new ConcurrentHashMap<>();
     private volatile boolean ready;
+    /** Restores replica counts in a cluster; null on a single node. */
+    private ReplicaRepairer repairer;
 
     /** A volume attached on this node: its coordinator and its frontend export. */
     private record Attached(Coordinator coordinator, Frontend.Export export) {}
@@ -89,9 +91,25 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     public static LocalVolumeService inCluster(VolumeServiceConfig config, MetadataStore metadata,
                                                dev.stowage.engine.cluster.Membership membership,
                                                StoragePool localPool, io.netty.channel.EventLoopGroup group,
-                                               java.time.Duration requestTimeout, Frontend frontend, Clock clock) {
-        return new LocalVolumeService(config, metadata, new ClusterFleet(config.nodeId(), membership, localPool, group,
-                requestTimeout, config.overprovisionRatio()), frontend, clock);
+                                               java.time.Duration requestTimeout, java.time.Duration replicaReplaceTimeout,
+                                               long rebuildBytesPerSecond, Frontend frontend, Clock clock) {
+        ClusterFleet fleet = new ClusterFleet(config.nodeId(), membership, localPool, group, requestTimeout,
+                config.overprovisionRatio());
+        LocalVolumeService service = new LocalVolumeService(config, metadata, fleet, frontend, clock);
+        service.repairer = new ReplicaRepairer(fleet,
+                new ReplicaRepairer.Config(java.time.Duration.ofSeconds(1), replicaReplaceTimeout, rebuildBytesPerSecond),
+                service::attachedCoordinators, service::record, service::updateRecord);
+        return service;
+    }
+
+    private Map<String, Coordinator> attachedCoordinators() {
+        Map<String, Coordinator> m = new java.util.HashMap<>();
+        attached.forEach((id, a) -> m.put(id, a.coordinator()));
+        return m;
+    }
+
+    private Optional<VolumeRecord> record(String volumeId) {
+        return metadata.get(MetadataKeys.volume(volumeId)).map(v -> MetadataProtos.parseVolume(v.key(), v.value()));
     }
 
     LocalVolumeService(VolumeServiceConfig config, MetadataStore metadata, ReplicaFleet fleet,
@@ -113,6 +131,9 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             reconcile();
             reattach();
             ready = true;
+            if (repairer != null) {
+                repairer.start();
+            }
             LOG.info("volume service ready on node {}: {} volumes, {} attached", config.nodeId(),
                     metadata.list(MetadataKeys.VOLUMES).size(), attached.size());
         } finally {
@@ -687,7 +708,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         AttachmentRecord.Builder attachment = r.hasAttachment() ? r.getAttachment().toBuilder()
                 : AttachmentRecord.newBuilder().setNodeId(config.nodeId());
         VolumeRecord taken = r.toBuilder().setEpoch(epoch).setAttachment(attachment.clearDevicePath()).build();
-        long revision = metadata.put(v.key(), taken.toByteArray(), v.modRevision());
+        metadata.put(v.key(), taken.toByteArray(), v.modRevision());
 
         IoLimits limits = VolumeParameters.stored(r.getParametersMap()).limits();
         List<ReplicaFleet.ReplicaView> views = MetadataProtos.toVolume(r, Volume.Condition.healthy()).replicas().stream()
@@ -704,7 +725,8 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 coordinator.close();
                 if (!r.hasAttachment()) {
                     // The attachment was only made for this attach: do not leave it as a publication.
-                    metadata.put(v.key(), taken.toBuilder().clearAttachment().build().toByteArray(), revision);
+                    // Replica states may have changed since (replicas found unreachable): apply to the latest.
+                    updateRecord(volumeId, x -> x.getEpoch() == epoch ? x.toBuilder().clearAttachment().build() : x);
                 }
             } catch (IOException | RuntimeException cleanup) {
                 e.addSuppressed(cleanup);
@@ -712,10 +734,11 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             throw e;
         }
         attached.put(volumeId, new Attached(coordinator, export));
-        VolumeRecord done = taken.toBuilder()
-                .setAttachment(taken.getAttachment().toBuilder().setDevicePath(export.devicePath().toString()))
-                .build();
-        metadata.put(v.key(), done.toByteArray(), revision);
+        String device = export.devicePath().toString();
+        // Opening may have recorded replicas as STALE since the epoch was taken: apply to the latest record,
+        // unless another node took the volume meanwhile (its epoch then differs and this attach is fenced).
+        updateRecord(volumeId, x -> x.getEpoch() == epoch && x.hasAttachment()
+                ? x.toBuilder().setAttachment(x.getAttachment().toBuilder().setDevicePath(device)).build() : x);
         LOG.info("attached volume {} on node {} as {} (epoch {})", volumeId, config.nodeId(), export.devicePath(), epoch);
         return export.devicePath();
     }
@@ -779,6 +802,9 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     /** Detaches every volume (keeping their records, so that a restart attaches them again). */
     @Override
     public void close() {
+        if (repairer != null) {
+            repairer.close();
+        }
         lock.lock();
         try {
             ready = false;

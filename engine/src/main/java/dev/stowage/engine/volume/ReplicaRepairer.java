@@ -1,0 +1,168 @@
+package dev.stowage.engine.volume;
+
+import dev.stowage.engine.api.VolumeSpec;
+import dev.stowage.engine.replication.Coordinator;
+import dev.stowage.engine.replication.ReplicaEndpoint;
+import dev.stowage.engine.replication.ReplicatedCoordinator;
+import dev.stowage.proto.metadata.ReplicaRecord;
+import dev.stowage.proto.metadata.ReplicaState;
+import dev.stowage.proto.metadata.VolumeRecord;
+import java.io.IOException;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import java.util.function.Supplier;
+import java.util.function.UnaryOperator;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Restores the replica count of the volumes attached on this node, online, while they serve I/O.
+ * Every {@code interval} it looks at each attached replicated volume's record:
+ * <ul>
+ *   <li>a STALE (or interrupted REBUILDING) replica whose node is alive again is resynced: only the
+ *       regions whose generation is higher on a healthy replica are copied (invariant 4);</li>
+ *   <li>a STALE replica whose node has been away longer than {@code replaceTimeout} is replaced: a new
+ *       replica is placed by the same rules on another node, created empty, put in the record as
+ *       REBUILDING and rebuilt from the written regions (invariant 5). The old node deletes its copy when
+ *       it starts again and finds no record assigning it to it.</li>
+ * </ul>
+ * Copies are capped at {@code bandwidthBytesPerSecond} (0: no cap).
+ *
+ * <p>Threading: one daemon thread; repairs of one node run one at a time.
+ */
+final class ReplicaRepairer implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ReplicaRepairer.class);
+
+    /** How the repairer works; validated on construction. */
+    record Config(Duration interval, Duration replaceTimeout, long bandwidthBytesPerSecond) {
+        Config {
+            if (interval.isNegative() || interval.isZero() || replaceTimeout.isNegative() || bandwidthBytesPerSecond < 0) {
+                throw new IllegalArgumentException("replica repair: interval " + interval + ", replace timeout "
+                        + replaceTimeout + ", bandwidth " + bandwidthBytesPerSecond);
+            }
+        }
+    }
+
+    private final ClusterFleet fleet;
+    private final Config config;
+    private final Supplier<Map<String, Coordinator>> attached;
+    private final Function<String, Optional<VolumeRecord>> records;
+    private final java.util.function.BiConsumer<String, UnaryOperator<VolumeRecord>> update;
+    private final ScheduledExecutorService thread;
+    private final Map<String, String> warned = new ConcurrentHashMap<>();
+
+    ReplicaRepairer(ClusterFleet fleet, Config config, Supplier<Map<String, Coordinator>> attached,
+                    Function<String, Optional<VolumeRecord>> records,
+                    java.util.function.BiConsumer<String, UnaryOperator<VolumeRecord>> update) {
+        this.fleet = fleet;
+        this.config = config;
+        this.attached = attached;
+        this.records = records;
+        this.update = update;
+        this.thread = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "replica-repair");
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    void start() {
+        long ms = config.interval().toMillis();
+        thread.scheduleWithFixedDelay(this::repairOnce, ms, ms, TimeUnit.MILLISECONDS);
+        LOG.info("replica repair every {} ms; replicas away longer than {} s are replaced; copies capped at {} B/s",
+                ms, config.replaceTimeout().toSeconds(), config.bandwidthBytesPerSecond() == 0 ? "no"
+                        : config.bandwidthBytesPerSecond());
+    }
+
+    /** One pass over the attached volumes; never throws (a failure is retried on the next pass). */
+    void repairOnce() {
+        for (Map.Entry<String, Coordinator> e : attached.get().entrySet()) {
+            if (!(e.getValue() instanceof ReplicatedCoordinator rc) || rc.fenced()) {
+                continue;
+            }
+            try {
+                repair(e.getKey(), rc);
+            } catch (IOException | RuntimeException ex) {
+                LOG.warn("volume {}: replica repair failed, will retry: {}", e.getKey(), ex.toString());
+            }
+        }
+    }
+
+    private void repair(String volumeId, ReplicatedCoordinator rc) throws IOException {
+        Optional<VolumeRecord> record = records.apply(volumeId);
+        if (record.isEmpty()) {
+            return;
+        }
+        VolumeRecord r = record.get();
+        // A fresh replica of a restored or cloned volume lacks the source's data in regions never written since.
+        boolean fullCopy = !r.getContentSource().isEmpty();
+        for (ReplicaRecord replica : r.getReplicasList()) {
+            if (replica.getState() == ReplicaState.HEALTHY) {
+                if (!fleet.nodeAlive(replica.getNodeId())) {
+                    // Its node left the cluster: stale now, not only at the next write that fails on it.
+                    rc.markUnreachable(replica.getNodeId(), "node " + replica.getNodeId() + " left the cluster");
+                }
+                continue;
+            }
+            String node = replica.getNodeId();
+            if (fleet.nodeAlive(node)) {
+                warned.remove(volumeId + "/" + node);
+                ReplicaEndpoint endpoint = fleet.endpoint(volumeId, node, rc.epoch());
+                // A returning replica shares the source's layers: the regions it missed are all it needs.
+                long copied = rc.resync(endpoint, config.bandwidthBytesPerSecond(), false);
+                LOG.info("volume {}: replica on node {} resynced, {} bytes copied", volumeId, node, copied);
+            } else if (fleet.absentFor(node).compareTo(config.replaceTimeout()) > 0) {
+                replace(r, node, rc, fullCopy);
+                return; // the record changed: look again on the next pass
+            }
+        }
+    }
+
+    private void replace(VolumeRecord r, String lost, ReplicatedCoordinator rc, boolean fullCopy) throws IOException {
+        List<String> kept = r.getReplicasList().stream().map(ReplicaRecord::getNodeId)
+                .filter(n -> !n.equals(lost)).toList();
+        Optional<String> fresh = fleet.replacement(kept, lost, r.getSizeBytes(),
+                VolumeParameters.stored(r.getParametersMap()).zones());
+        if (fresh.isEmpty()) {
+            if (warned.put(r.getId() + "/" + lost, "") == null) {
+                LOG.warn("volume {}: replica on node {} has been away for {} s but no other node can take it;"
+                        + " running with {} of {} replicas", r.getId(), lost, fleet.absentFor(lost).toSeconds(),
+                        kept.size(), r.getReplicaCount());
+            }
+            return;
+        }
+        String node = fresh.get();
+        LOG.info("volume {}: replacing the replica on node {} (away {} s) with a new one on node {}", r.getId(), lost,
+                fleet.absentFor(lost).toSeconds(), node);
+        fleet.create(r.getId(), r.getSizeBytes(), new VolumeSpec.ContentSource.Empty(), List.of(node));
+        update.accept(r.getId(), rec -> {
+            VolumeRecord.Builder b = rec.toBuilder().clearReplicas();
+            for (ReplicaRecord rep : rec.getReplicasList()) {
+                b.addReplicas(rep.getNodeId().equals(lost)
+                        ? ReplicaRecord.newBuilder().setNodeId(node).setState(ReplicaState.REBUILDING).build() : rep);
+            }
+            return b.build();
+        });
+        rc.forget(lost);
+        ReplicaEndpoint endpoint = fleet.endpoint(r.getId(), node, rc.epoch());
+        long copied = rc.resync(endpoint, config.bandwidthBytesPerSecond(), fullCopy);
+        LOG.info("volume {}: new replica on node {} rebuilt, {} bytes copied", r.getId(), node, copied);
+    }
+
+    @Override
+    public void close() {
+        thread.shutdownNow();
+        try {
+            thread.awaitTermination(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
