@@ -6,6 +6,7 @@ import java.util.concurrent.CountDownLatch;
 
 /**
  * Entry point of {@code bin/stowage}: {@code node} runs a node (storage, metadata, frontend, CSI),
+ * {@code csi-controller} serves CSI's controller side over any node's management API,
  * {@code demo} shows a volume's life end to end on this host, {@code csi} makes single CSI calls,
  * {@code version} prints the version.
  * Errors in the command line end the process with exit code 2 and one line naming the option.
@@ -15,7 +16,7 @@ public final class StowageMain {
 
     public static void main(String[] args) throws Exception {
         if (args.length == 0) {
-            System.err.println("usage: stowage node|demo|csi|version [options]\n" + NodeOptions.USAGE);
+            System.err.println("usage: stowage node|csi-controller|demo|csi|version [options]\n" + NodeOptions.USAGE);
             System.exit(2);
         }
         List<String> rest = Arrays.asList(args).subList(1, args.length);
@@ -27,9 +28,10 @@ public final class StowageMain {
                 System.exit(Demo.run(rest));
             }
             case "csi" -> System.exit(CsiCommand.run(rest));
+            case "csi-controller" -> System.exit(ControllerCommand.run(rest));
             case "version", "--version" -> System.out.println("stowage " + Version.get());
             default -> {
-                System.err.println("stowage: unknown command '" + args[0] + "'; use node, demo, csi or version");
+                System.err.println("stowage: unknown command '" + args[0] + "'; use node, csi-controller, demo, csi or version");
                 System.exit(2);
             }
         }

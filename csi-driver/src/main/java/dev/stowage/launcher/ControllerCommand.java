@@ -1,0 +1,66 @@
+package dev.stowage.launcher;
+
+import dev.stowage.csi.mount.LinuxMounter;
+import dev.stowage.csi.server.CsiServer;
+import dev.stowage.csi.server.CsiServerConfig;
+import dev.stowage.engine.api.grpc.RemoteVolumeService;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@code stowage csi-controller --csi-endpoint unix:///PATH --api HOST:PORT}: the CSI Identity and
+ * Controller services on a Unix socket, as a thin adapter over any node's management API — what the
+ * Kubernetes controller Deployment runs next to the provisioner, attacher, resizer and snapshotter
+ * sidecars. It holds no storage and no metadata of its own.
+ */
+final class ControllerCommand {
+    private static final Logger LOG = LoggerFactory.getLogger(ControllerCommand.class);
+    static final String USAGE = """
+            usage: stowage csi-controller --csi-endpoint unix:///PATH --api HOST:PORT
+              --csi-endpoint URI   CSI socket the sidecars connect to
+              --api HOST:PORT      management API of any node of the cluster
+            """;
+
+    private ControllerCommand() {}
+
+    static int run(List<String> args) throws Exception {
+        String endpoint = null;
+        String api = null;
+        for (int i = 0; i < args.size(); i++) {
+            String a = args.get(i);
+            if (i + 1 >= args.size()) {
+                System.err.print("stowage csi-controller: " + a + " needs a value\n" + USAGE);
+                return 2;
+            }
+            switch (a) {
+                case "--csi-endpoint" -> endpoint = args.get(++i);
+                case "--api" -> api = args.get(++i);
+                default -> {
+                    System.err.print("stowage csi-controller: unknown option " + a + "\n" + USAGE);
+                    return 2;
+                }
+            }
+        }
+        if (endpoint == null || api == null) {
+            System.err.print("stowage csi-controller: --csi-endpoint and --api are required\n" + USAGE);
+            return 2;
+        }
+        String socket = "unix://" + NodeOptions.parseEndpoint(endpoint);
+        RemoteVolumeService volumes = RemoteVolumeService.connect(api);
+        CsiServer server = new CsiServer(new CsiServerConfig(socket, CsiServerConfig.DEFAULT_DRIVER_NAME,
+                Version.get(), null, EnumSet.of(CsiServerConfig.Service.CONTROLLER)), volumes, new LinuxMounter());
+        server.start();
+        LOG.info("CSI controller on {} over the management API of {}", socket, api);
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            server.close();
+            volumes.close();
+            stopped.countDown();
+        }, "stowage-shutdown"));
+        stopped.await();
+        return 0;
+    }
+}
