@@ -92,17 +92,17 @@ class FencingTest {
         // Nothing of it reached the replicas after the epoch change.
         BlockWorkload.verifyPattern(newDevice, PATTERN, BLOCKS);
 
-        try (CsiClient c = cluster.csi("n1")) {
-            Csi.VolumeCondition condition = c.controller().controllerGetVolume(
-                    Csi.ControllerGetVolumeRequest.newBuilder().setVolumeId(volumeId).build()).getStatus()
-                    .getVolumeCondition();
-            assertFalse(condition.getAbnormal(), "the fenced coordinator changed the replicas' states: "
-                    + condition.getMessage());
-        }
         List<String> fenceLines = Files.readAllLines(cluster.node("n4").log()).stream()
                 .filter(l -> l.contains("fenced")).limit(3).toList();
         System.out.printf("fencing: %d flushes on n4 before SIGSTOP, attached on n1 %d ms after SIGSTOP, old writer"
                         + " failed %d ms after SIGCONT with %s; n4 log: %s%n", workload.flushes(), takeover.toMillis(),
                 fencedAfter.toMillis(), workload.failure(), fenceLines);
+        try (CsiClient c = cluster.csi("n1")) {
+            Csi.VolumeCondition condition = c.controller().controllerGetVolume(
+                    Csi.ControllerGetVolumeRequest.newBuilder().setVolumeId(volumeId).build()).getStatus()
+                    .getVolumeCondition();
+            assertFalse(condition.getAbnormal(), "a fenced coordinator must not change the volume's record,"
+                    + " but the replica states now say: " + condition.getMessage());
+        }
     }
 }
