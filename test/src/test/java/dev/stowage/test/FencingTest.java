@@ -1,0 +1,108 @@
+package dev.stowage.test;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import csi.v1.Csi;
+import dev.stowage.test.TestCluster.NodeSpec;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Invariant 2 (one writer) against a frozen, not dead, coordinator: a repl=3 volume is attached on
+ * the storage-less node n4 and written; n4 is frozen with SIGSTOP, so its lease expires and the
+ * cluster forgets it while its coordinator still holds the volume open. The volume is attached on
+ * n1 (a new epoch), a pattern is written and flushed there, and n4 is resumed with SIGCONT. Every
+ * write the old coordinator had pending or takes afterwards must fail, the pattern must read back
+ * unchanged through n1, and the old coordinator must not have touched the volume's record (its
+ * replicas stay healthy).
+ */
+@Tag("root")
+class FencingTest {
+    private static final int BLOCKS = 2048;
+    private static final int WRITES_PER_FLUSH = 8;
+    /** Sequence numbers of the pattern written through n1: far above anything the workload reaches. */
+    private static final long PATTERN = 1L << 48;
+
+    private TestCluster cluster;
+
+    @BeforeEach
+    void startCluster() throws Exception {
+        cluster = TestCluster.start("fencing");
+        cluster.startNodes(NodeSpec.storage("n1", "127.0.0.2", "zone-a", null),
+                NodeSpec.storage("n2", "127.0.0.3", "zone-b", null),
+                NodeSpec.storage("n3", "127.0.0.4", "zone-c", null),
+                NodeSpec.storageless("n4", "127.0.0.5", "zone-a"));
+    }
+
+    @AfterEach
+    void stopCluster() {
+        if (cluster != null) {
+            cluster.close();
+        }
+    }
+
+    @Test
+    void aFrozenCoordinatorCanNoLongerWriteOnceTheVolumeIsAttachedElsewhere() throws Exception {
+        String volumeId;
+        try (CsiClient c = cluster.csi("n1")) {
+            volumeId = c.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName("fenced")
+                    .addVolumeCapabilities(TestCluster.block()).putParameters("repl", "3")
+                    .setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(64L << 20)).build())
+                    .getVolume().getVolumeId();
+        }
+        Path oldDevice = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
+        BlockWorkload workload = new BlockWorkload(oldDevice, BLOCKS, WRITES_PER_FLUSH).start();
+        workload.awaitFlushes(50, Duration.ofSeconds(60));
+
+        Instant frozen = Instant.now();
+        cluster.stop("n4");
+        Path newDevice;
+        Duration takeover;
+        Duration fencedAfter;
+        try {
+            // Publishing on n1 is refused while n4 is a live member; it succeeds once n4's lease expired.
+            newDevice = cluster.attach("n1", volumeId, TestCluster.block(), Duration.ofSeconds(30));
+            takeover = Duration.between(frozen, Instant.now());
+            BlockWorkload.writePattern(newDevice, PATTERN, BLOCKS);
+        } finally {
+            cluster.resume("n4");
+        }
+        Instant resumed = Instant.now();
+
+        // The old coordinator's pending writes (dirty pages of its device, a flush in progress) fail ...
+        assertTrue(workload.awaitEnd(Duration.ofSeconds(30)), "the writer on the old coordinator's device did not"
+                + " fail within 30 s of SIGCONT (" + workload.flushes() + " flushes)");
+        fencedAfter = Duration.between(resumed, Instant.now());
+        assertInstanceOf(IOException.class, workload.failure(), "the writer must end with an I/O error");
+        // ... and so does a new write.
+        assertThrows(IOException.class, () -> BlockWorkload.writeOneDirect(oldDevice, PATTERN - 1, 0),
+                "a new write through the old coordinator must fail");
+
+        // Nothing of it reached the replicas after the epoch change.
+        BlockWorkload.verifyPattern(newDevice, PATTERN, BLOCKS);
+
+        List<String> fenceLines = Files.readAllLines(cluster.node("n4").log()).stream()
+                .filter(l -> l.contains("fenced")).limit(3).toList();
+        System.out.printf("fencing: %d flushes on n4 before SIGSTOP, attached on n1 %d ms after SIGSTOP, old writer"
+                        + " failed %d ms after SIGCONT with %s; n4 log: %s%n", workload.flushes(), takeover.toMillis(),
+                fencedAfter.toMillis(), workload.failure(), fenceLines);
+        try (CsiClient c = cluster.csi("n1")) {
+            Csi.VolumeCondition condition = c.controller().controllerGetVolume(
+                    Csi.ControllerGetVolumeRequest.newBuilder().setVolumeId(volumeId).build()).getStatus()
+                    .getVolumeCondition();
+            assertFalse(condition.getAbnormal(), "a fenced coordinator must not change the volume's record,"
+                    + " but the replica states now say: " + condition.getMessage());
+        }
+    }
+}

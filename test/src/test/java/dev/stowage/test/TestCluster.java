@@ -1,0 +1,248 @@
+package dev.stowage.test;
+
+import csi.v1.Csi;
+import dev.stowage.engine.cluster.etcd.EtcdProcess;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * A real cluster on one machine for fault tests: an etcd server and named {@code bin/stowage node}
+ * processes, each on its own 127.0.0.x address with its data, CSI socket and staging/publish paths
+ * under one temporary directory, and its log under {@code test/target/<name>/}.
+ *
+ * <p>{@link #close()} resumes stopped nodes, stops every node by pid (SIGTERM, then SIGKILL),
+ * removes mounts and loop devices left under the directory and stops etcd; it is meant for a
+ * try-with-resources or {@code @AfterEach}, and runs every step even when one fails.
+ *
+ * <p>Threading: one test thread; {@link #startNodes} starts nodes in parallel internally.
+ */
+public final class TestCluster implements AutoCloseable {
+    /** How a node is started: its id, 127.0.0.x address, topology labels (null: none) and role. */
+    public record NodeSpec(String id, String ip, String zone, String rack, boolean storageless) {
+        public static NodeSpec storage(String id, String ip, String zone, String rack) {
+            return new NodeSpec(id, ip, zone, rack, false);
+        }
+
+        public static NodeSpec storageless(String id, String ip, String zone) {
+            return new NodeSpec(id, ip, zone, null, true);
+        }
+    }
+
+    private static final Duration NODE_START = Duration.ofMinutes(3);
+
+    private final Path dir;
+    private final Path logs;
+    private final EtcdProcess etcd;
+    private final Map<String, StowageNode> nodes = new LinkedHashMap<>();
+    private final Map<String, NodeSpec> specs = new LinkedHashMap<>();
+
+    private TestCluster(Path dir, Path logs, EtcdProcess etcd) {
+        this.dir = dir;
+        this.logs = logs;
+        this.etcd = etcd;
+    }
+
+    /** Starts etcd for a cluster whose logs go to {@code test/target/<name>/}. */
+    public static TestCluster start(String name) throws Exception {
+        Path dir = Files.createTempDirectory("stowage-" + name + "-");
+        try {
+            return new TestCluster(dir, StowageNode.home().resolve("test/target").resolve(name), EtcdProcess.start());
+        } catch (Exception | Error e) {
+            HostCleanup.cleanup(dir);
+            throw e;
+        }
+    }
+
+    /** Starts the nodes in parallel and waits until each is ready; on failure every started node stays owned by this cluster. */
+    public void startNodes(NodeSpec... wanted) throws Exception {
+        List<StowageNode> starting = new ArrayList<>();
+        for (NodeSpec spec : wanted) {
+            if (nodes.containsKey(spec.id())) {
+                throw new IllegalArgumentException("node " + spec.id() + " already exists");
+            }
+            List<String> args = new ArrayList<>(List.of("--node-id", spec.id(), "--etcd", etcd.endpoint().toString(),
+                    "--listen", spec.ip() + (spec.storageless() ? ":7499" : ":0")));
+            if (spec.zone() != null) {
+                args.addAll(List.of("--zone", spec.zone()));
+            }
+            if (spec.rack() != null) {
+                args.addAll(List.of("--rack", spec.rack()));
+            }
+            if (spec.storageless()) {
+                args.add("--storageless");
+            }
+            StowageNode node = new StowageNode(dir.resolve(spec.id()).resolve("data"),
+                    dir.resolve(spec.id()).resolve("csi.sock"),
+                    logs.resolve(spec.id() + "-" + System.nanoTime() + ".log"), args);
+            nodes.put(spec.id(), node);
+            specs.put(spec.id(), spec);
+            starting.add(node);
+        }
+        ExecutorService pool = Executors.newFixedThreadPool(starting.size());
+        try {
+            List<Future<StowageNode>> futures = new ArrayList<>();
+            for (StowageNode n : starting) {
+                futures.add(pool.submit(() -> n.start(NODE_START)));
+            }
+            Exception first = null;
+            for (Future<StowageNode> f : futures) {
+                try {
+                    f.get();
+                } catch (ExecutionException e) {
+                    Exception cause = e.getCause() instanceof Exception c ? c : e;
+                    if (first == null) {
+                        first = cause;
+                    } else {
+                        first.addSuppressed(cause);
+                    }
+                }
+            }
+            if (first != null) {
+                throw first;
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    public StowageNode node(String id) {
+        StowageNode n = nodes.get(id);
+        if (n == null) {
+            throw new IllegalArgumentException("no node " + id);
+        }
+        return n;
+    }
+
+    public NodeSpec spec(String id) { return specs.get(id); }
+
+    /** The zone label of {@code nodeId} as started (null: none). */
+    public String zoneOf(String nodeId) { return specs.get(nodeId).zone(); }
+
+    /** A new CSI client on {@code id}'s socket; the caller closes it. */
+    public CsiClient csi(String id) { return new CsiClient(node(id).socket()); }
+
+    /** The directory that holds {@code id}'s data, socket and staging/publish paths. */
+    public Path dir(String id) { return dir.resolve(id); }
+
+    /** SIGSTOP: the node freezes (no I/O served, no lease kept alive) without dying. */
+    public void stop(String id) {
+        signal(id, "STOP");
+    }
+
+    /** SIGCONT after {@link #stop}. */
+    public void resume(String id) {
+        signal(id, "CONT");
+    }
+
+    private void signal(String id, String signal) {
+        StowageNode n = node(id);
+        HostCleanup.ProcessResult r = HostCleanup.run("kill", "-" + signal, Long.toString(n.pid()));
+        if (r.exitCode() != 0) {
+            throw new IllegalStateException("kill -" + signal + " " + n.pid() + " (" + id + ") failed: " + r.stderr());
+        }
+    }
+
+    /** After a node was killed: lets go of the mounts and loop devices its volumes left on this host. */
+    public void releaseHostState(String id) {
+        HostCleanup.cleanup(dir(id));
+    }
+
+    /** A single-node-writer raw block capability. */
+    public static Csi.VolumeCapability block() {
+        return Csi.VolumeCapability.newBuilder()
+                .setBlock(Csi.VolumeCapability.BlockVolume.getDefaultInstance())
+                .setAccessMode(writer())
+                .build();
+    }
+
+    /** A single-node-writer filesystem capability. */
+    public static Csi.VolumeCapability mount(String fsType) {
+        return Csi.VolumeCapability.newBuilder()
+                .setMount(Csi.VolumeCapability.MountVolume.newBuilder().setFsType(fsType))
+                .setAccessMode(writer())
+                .build();
+    }
+
+    private static Csi.VolumeCapability.AccessMode writer() {
+        return Csi.VolumeCapability.AccessMode.newBuilder()
+                .setMode(Csi.VolumeCapability.AccessMode.Mode.SINGLE_NODE_WRITER).build();
+    }
+
+    /**
+     * ControllerPublish (through {@code node}'s own controller), NodeStage and NodePublish on {@code node}.
+     * While the volume's previous node is still a live member, publish answers FAILED_PRECONDITION:
+     * that is retried until {@code timeout}. Returns the publish target: the device file for a block
+     * capability, the mounted directory otherwise.
+     */
+    public Path attach(String node, String volumeId, Csi.VolumeCapability cap, Duration timeout) throws Exception {
+        Path staging = dir(node).resolve("staging-" + volumeId);
+        Path target = dir(node).resolve("publish-" + volumeId).resolve(cap.hasBlock() ? "dev" : "mnt");
+        Instant deadline = Instant.now().plus(timeout);
+        try (CsiClient c = csi(node)) {
+            while (true) {
+                try {
+                    c.controller().controllerPublishVolume(Csi.ControllerPublishVolumeRequest.newBuilder()
+                            .setVolumeId(volumeId).setNodeId(node).setVolumeCapability(cap).build());
+                    break;
+                } catch (StatusRuntimeException e) {
+                    if (e.getStatus().getCode() != Status.Code.FAILED_PRECONDITION || Instant.now().isAfter(deadline)) {
+                        throw e;
+                    }
+                    Thread.sleep(100);
+                }
+            }
+            c.node().nodeStageVolume(Csi.NodeStageVolumeRequest.newBuilder().setVolumeId(volumeId)
+                    .setStagingTargetPath(staging.toString()).setVolumeCapability(cap).build());
+            c.node().nodePublishVolume(Csi.NodePublishVolumeRequest.newBuilder().setVolumeId(volumeId)
+                    .setStagingTargetPath(staging.toString()).setTargetPath(target.toString())
+                    .setVolumeCapability(cap).build());
+        }
+        return target;
+    }
+
+    /** NodeUnpublish and NodeUnstage of {@code volumeId} on {@code node} (the publication in the controller stays). */
+    public void unstage(String node, String volumeId, Path target) {
+        Path staging = dir(node).resolve("staging-" + volumeId);
+        try (CsiClient c = csi(node)) {
+            c.node().nodeUnpublishVolume(Csi.NodeUnpublishVolumeRequest.newBuilder().setVolumeId(volumeId)
+                    .setTargetPath(target.toString()).build());
+            c.node().nodeUnstageVolume(Csi.NodeUnstageVolumeRequest.newBuilder().setVolumeId(volumeId)
+                    .setStagingTargetPath(staging.toString()).build());
+        }
+    }
+
+    @Override
+    public void close() {
+        for (Map.Entry<String, StowageNode> e : nodes.entrySet()) {
+            StowageNode n = e.getValue();
+            try {
+                if (n.isAlive()) {
+                    // A stopped process would hold SIGTERM until the 30 s SIGKILL fallback.
+                    HostCleanup.run("kill", "-CONT", Long.toString(n.pid()));
+                }
+                n.close();
+            } catch (InterruptedException ie) {
+                Thread.currentThread().interrupt();
+            } catch (RuntimeException re) {
+                System.err.println("cluster: stopping node " + e.getKey() + " failed: " + re);
+            }
+        }
+        try {
+            HostCleanup.cleanup(dir);
+        } finally {
+            etcd.close();
+        }
+    }
+}
