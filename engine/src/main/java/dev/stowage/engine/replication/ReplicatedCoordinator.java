@@ -338,6 +338,10 @@ public final class ReplicatedCoordinator implements Coordinator {
 
     private void markStale(Member m, String what, IOException cause) throws IOException {
         synchronized (stateLock) {
+            if (fenced) {
+                throw new IOException("volume " + volumeId + ": fenced at epoch " + epoch + "; not recording "
+                        + m.endpoint.nodeId() + " as stale", cause);
+            }
             if (m.state == State.STALE) {
                 return;
             }

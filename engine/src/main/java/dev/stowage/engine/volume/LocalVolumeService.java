@@ -714,7 +714,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         List<ReplicaFleet.ReplicaView> views = MetadataProtos.toVolume(r, Volume.Condition.healthy()).replicas().stream()
                 .map(rep -> new ReplicaFleet.ReplicaView(rep.nodeId(), rep.state())).toList();
         Coordinator coordinator = fleet.open(volumeId, r.getSizeBytes(), epoch, views, limits,
-                new RecordedReplicaHealth(volumeId));
+                new RecordedReplicaHealth(volumeId, epoch));
         Frontend.Export export;
         try {
             frontend.cleanupStale(volumeId);
@@ -902,9 +902,12 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     /** Replica state changes of one volume, recorded by compare-and-set on its record. */
     private final class RecordedReplicaHealth implements ReplicatedCoordinator.ReplicaHealth {
         private final String volumeId;
+        private final long epoch;
 
-        RecordedReplicaHealth(String volumeId) {
+        /** Changes made for the coordinator of {@code epoch}; refused once the volume has a newer one. */
+        RecordedReplicaHealth(String volumeId, long epoch) {
             this.volumeId = volumeId;
+            this.epoch = epoch;
         }
 
         @Override
@@ -928,6 +931,11 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         private void set(String nodeId, ReplicaState state) throws IOException {
             try {
                 updateRecord(volumeId, r -> {
+                    if (r.getEpoch() != epoch) {
+                        // A coordinator fenced by a newer attach must not touch the record its successor owns.
+                        throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId
+                                + " belongs to epoch " + r.getEpoch() + " now, not " + epoch);
+                    }
                     VolumeRecord.Builder b = r.toBuilder();
                     boolean found = false;
                     for (int i = 0; i < b.getReplicasCount(); i++) {
