@@ -30,13 +30,24 @@ import java.util.concurrent.Future;
  */
 public final class TestCluster implements AutoCloseable {
     /** How a node is started: its id, 127.0.0.x address, topology labels (null: none) and role. */
-    public record NodeSpec(String id, String ip, String zone, String rack, boolean storageless) {
+    public record NodeSpec(String id, String ip, String zone, String rack, boolean storageless, List<String> extraArgs) {
+        public NodeSpec {
+            extraArgs = List.copyOf(extraArgs);
+        }
+
         public static NodeSpec storage(String id, String ip, String zone, String rack) {
-            return new NodeSpec(id, ip, zone, rack, false);
+            return new NodeSpec(id, ip, zone, rack, false, List.of());
         }
 
         public static NodeSpec storageless(String id, String ip, String zone) {
-            return new NodeSpec(id, ip, zone, null, true);
+            return new NodeSpec(id, ip, zone, null, true, List.of());
+        }
+
+        /** The same node started with more command-line options. */
+        public NodeSpec with(String... args) {
+            List<String> all = new ArrayList<>(extraArgs);
+            all.addAll(List.of(args));
+            return new NodeSpec(id, ip, zone, rack, storageless, all);
         }
     }
 
@@ -69,8 +80,8 @@ public final class TestCluster implements AutoCloseable {
     public void startNodes(NodeSpec... wanted) throws Exception {
         List<StowageNode> starting = new ArrayList<>();
         for (NodeSpec spec : wanted) {
-            if (nodes.containsKey(spec.id())) {
-                throw new IllegalArgumentException("node " + spec.id() + " already exists");
+            if (nodes.containsKey(spec.id()) && nodes.get(spec.id()).isAlive()) {
+                throw new IllegalArgumentException("node " + spec.id() + " already runs");
             }
             List<String> args = new ArrayList<>(List.of("--node-id", spec.id(), "--etcd", etcd.endpoint().toString(),
                     "--listen", spec.ip() + (spec.storageless() ? ":7499" : ":0")));
@@ -83,6 +94,7 @@ public final class TestCluster implements AutoCloseable {
             if (spec.storageless()) {
                 args.add("--storageless");
             }
+            args.addAll(spec.extraArgs());
             StowageNode node = new StowageNode(dir.resolve(spec.id()).resolve("data"),
                     dir.resolve(spec.id()).resolve("csi.sock"),
                     logs.resolve(spec.id() + "-" + System.nanoTime() + ".log"), args);
@@ -135,6 +147,23 @@ public final class TestCluster implements AutoCloseable {
 
     /** The directory that holds {@code id}'s data, socket and staging/publish paths. */
     public Path dir(String id) { return dir.resolve(id); }
+
+    /** SIGKILL of a node; its host state (mounts, loops) stays until {@link #releaseHostState}. */
+    public void kill(String id) throws InterruptedException {
+        node(id).kill9();
+    }
+
+    /** Starts a node that was killed or stopped again, on the same data directory and options. */
+    public void restart(String id) throws Exception {
+        StowageNode old = node(id);
+        old.close();
+        startNodes(specs.get(id));
+    }
+
+    /** The log file of {@code id}'s current process. */
+    public Path log(String id) {
+        return node(id).log();
+    }
 
     /** SIGSTOP: the node freezes (no I/O served, no lease kept alive) without dying. */
     public void stop(String id) {
