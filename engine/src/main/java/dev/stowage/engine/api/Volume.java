@@ -10,7 +10,12 @@ public record Volume(String id, String name, long sizeBytes, int replicaCount, S
                      List<Replica> replicas, long epoch, Optional<Attachment> attachment,
                      Condition condition) {
 
-    public record Replica(String nodeId, ReplicaState state) {}
+    /** A replica: its node, its state and, while REBUILDING, how far the copy has come (0-100). */
+    public record Replica(String nodeId, ReplicaState state, int progressPercent) {
+        public Replica(String nodeId, ReplicaState state) {
+            this(nodeId, state, state == ReplicaState.HEALTHY ? 100 : 0);
+        }
+    }
 
     public enum ReplicaState { HEALTHY, STALE, REBUILDING }
 

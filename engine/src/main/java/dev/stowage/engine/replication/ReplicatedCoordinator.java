@@ -43,7 +43,8 @@ public final class ReplicatedCoordinator implements Coordinator {
     /** Size of a resync region: the unit of generation tracking on replicas. */
     public static final int REGION_SIZE = 1 << 20;
     private static final int LOCK_STRIPES = 1024;
-    private static final int GENERATION_BATCH = 1024;
+    /** Regions compared and copied between two progress reports. */
+    private static final int PROGRESS_BATCH = 16;
 
     /** Where replica state changes are recorded (the volume's metadata record). */
     public interface ReplicaHealth {
@@ -55,6 +56,9 @@ public final class ReplicatedCoordinator implements Coordinator {
 
         /** Records {@code nodeId}'s replica as HEALTHY once it holds every acknowledged write. */
         void markHealthy(String nodeId) throws IOException;
+
+        /** Records how far the resync or rebuild of {@code nodeId}'s replica has come (0-100). */
+        void rebuildProgress(String nodeId, int percent) throws IOException;
     }
 
     /** What the coordinator believes of each replica. */
@@ -263,15 +267,21 @@ public final class ReplicatedCoordinator implements Coordinator {
         long copied = 0;
         long regions = (sizeBytes + REGION_SIZE - 1) / REGION_SIZE;
         ByteBuffer buffer = ByteBuffer.allocateDirect(REGION_SIZE);
+        int reported = 0;
         try {
-            for (long first = 0; first < regions; first += GENERATION_BATCH) {
-                int count = (int) Math.min(GENERATION_BATCH, regions - first);
+            for (long first = 0; first < regions; first += PROGRESS_BATCH) {
+                int count = (int) Math.min(PROGRESS_BATCH, regions - first);
                 long[] have = await(member.endpoint.generationsAsync(first, count));
                 long[] want = await(source.endpoint.generationsAsync(first, count));
                 for (int i = 0; i < count; i++) {
                     if (want[i] > have[i] || (fullCopy && want[i] >= have[i])) {
                         copied += copyRegion(source, member, first + i, buffer, cap);
                     }
+                }
+                int percent = (int) (100 * (first + count) / regions);
+                if (percent >= reported + 5 && percent < 100) {
+                    health.rebuildProgress(target.nodeId(), percent);
+                    reported = percent;
                 }
             }
             await(member.endpoint.flushAsync());

@@ -928,6 +928,32 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             LOG.info("volume {}: replica on node {} is HEALTHY", volumeId, nodeId);
         }
 
+        @Override
+        public void rebuildProgress(String nodeId, int percent) throws IOException {
+            setProgress(nodeId, percent);
+        }
+
+        private void setProgress(String nodeId, int percent) throws IOException {
+            try {
+                updateRecord(volumeId, r -> {
+                    if (r.getEpoch() != epoch) {
+                        throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId
+                                + " belongs to epoch " + r.getEpoch() + " now, not " + epoch);
+                    }
+                    VolumeRecord.Builder b = r.toBuilder();
+                    for (int i = 0; i < b.getReplicasCount(); i++) {
+                        if (b.getReplicas(i).getNodeId().equals(nodeId)) {
+                            b.setReplicas(i, b.getReplicas(i).toBuilder().setProgressPercent(percent));
+                        }
+                    }
+                    return b.build();
+                });
+            } catch (RuntimeException e) {
+                throw new IOException("volume " + volumeId + ": recording rebuild progress of " + nodeId
+                        + " failed: " + e.getMessage(), e);
+            }
+        }
+
         private void set(String nodeId, ReplicaState state) throws IOException {
             try {
                 updateRecord(volumeId, r -> {
@@ -940,7 +966,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                     boolean found = false;
                     for (int i = 0; i < b.getReplicasCount(); i++) {
                         if (b.getReplicas(i).getNodeId().equals(nodeId)) {
-                            b.setReplicas(i, b.getReplicas(i).toBuilder().setState(state));
+                            b.setReplicas(i, b.getReplicas(i).toBuilder().setState(state).setProgressPercent(0));
                             found = true;
                         }
                     }

@@ -58,7 +58,8 @@ final class MetadataProtos {
 
     static Volume toVolume(VolumeRecord r, Volume.Condition condition) {
         List<Volume.Replica> replicas = r.getReplicasList().stream()
-                .map(rep -> new Volume.Replica(rep.getNodeId(), toState(rep.getState())))
+                .map(rep -> new Volume.Replica(rep.getNodeId(), toState(rep.getState()),
+                        rep.getState() == ReplicaState.HEALTHY ? 100 : rep.getProgressPercent()))
                 .toList();
         Optional<Volume.Attachment> attachment = r.hasAttachment()
                 ? Optional.of(new Volume.Attachment(r.getAttachment().getNodeId(), r.getAttachment().getReadOnly(),

@@ -93,6 +93,7 @@ class ReplicatedCoordinatorTest {
     /** Records replica state changes as the volume's metadata would. */
     static final class RecordingHealth implements ReplicatedCoordinator.ReplicaHealth {
         final List<String> events = new CopyOnWriteArrayList<>();
+        final List<String> progress = new CopyOnWriteArrayList<>();
 
         @Override
         public void markStale(String nodeId, Throwable cause) {
@@ -107,6 +108,11 @@ class ReplicatedCoordinatorTest {
         @Override
         public void markHealthy(String nodeId) {
             events.add("HEALTHY " + nodeId);
+        }
+
+        @Override
+        public void rebuildProgress(String nodeId, int percent) {
+            progress.add(nodeId + " " + percent);
         }
     }
 
@@ -243,6 +249,7 @@ class ReplicatedCoordinatorTest {
         nodes.add(fresh);
         long copied = c.resync(fresh.endpoint(1), 64L << 20);
         assertEquals(REGION, copied, "a thin volume rebuilds only what was ever written");
+        assertEquals(List.of("n4 50"), health.progress, "progress is reported while the rebuild runs");
         write(c, 3L * REGION, pattern(4096, 8));
         c.flush();
         assertArrayEquals(nodes.get(0).read(3L * REGION, REGION), fresh.read(3L * REGION, REGION));

@@ -9,6 +9,7 @@ import dev.stowage.engine.api.Volume;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
 
@@ -33,19 +34,51 @@ class PublishAttachTest extends VolumeServiceHarness {
     }
 
     @Test
-    void publishedElsewhereIsFailedPrecondition() {
+    void publishedOnALiveNodeIsFailedPrecondition() throws Exception {
+        // A fleet in which node-b is a live member, as in a cluster.
+        LocalFleet local = new LocalFleet(NODE, Map.of(), pool, 4.0);
+        ReplicaFleet withLiveB = (ReplicaFleet) java.lang.reflect.Proxy.newProxyInstance(
+                ReplicaFleet.class.getClassLoader(), new Class<?>[] {ReplicaFleet.class}, (proxy, method, args) ->
+                        method.getName().equals("nodeAlive") && "node-b".equals(args[0]) ? Boolean.TRUE
+                                : invoke(method, local, args));
+        service.close();
+        service = new LocalVolumeService(config(), metadata, withLiveB, frontend, java.time.Clock.systemUTC());
+        service.start();
         Volume v = create("v", MIB);
-        // Another node's publication, as a controller elsewhere would have written it.
-        metadata.put(MetadataKeys.volume(v.id()), dev.stowage.proto.metadata.VolumeRecord.newBuilder(
-                        MetadataProtos.parseVolume("", metadata.get(MetadataKeys.volume(v.id())).orElseThrow().value()))
-                .setAttachment(dev.stowage.proto.metadata.AttachmentRecord.newBuilder().setNodeId("node-b"))
-                .build().toByteArray(), metadata.get(MetadataKeys.volume(v.id())).orElseThrow().modRevision());
+        publishOn("node-b", v);
         fails(ErrorCode.FAILED_PRECONDITION, () -> service.publish(v.id(), NODE, false));
         fails(ErrorCode.FAILED_PRECONDITION, () -> service.attachDevice(v.id()));
         assertTrue(frontend.exported().isEmpty());
         // Unpublishing from a node it is not published on is a no-op.
         service.unpublish(v.id(), NODE);
         assertEquals("node-b", service.getVolume(v.id()).orElseThrow().attachment().orElseThrow().nodeId());
+    }
+
+    private static Object invoke(java.lang.reflect.Method method, Object target, Object[] args) throws Throwable {
+        try {
+            return method.invoke(target, args);
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            throw e.getCause();
+        }
+    }
+
+    @Test
+    void publishedOnANodeThatIsNoLongerAliveIsTakenOverWithANewEpoch() {
+        Volume v = create("v", MIB);
+        publishOn("node-b", v);
+        long epochBefore = service.getVolume(v.id()).orElseThrow().epoch();
+        service.publish(v.id(), NODE, false);
+        assertEquals(NODE, service.getVolume(v.id()).orElseThrow().attachment().orElseThrow().nodeId());
+        service.attachDevice(v.id());
+        assertTrue(service.getVolume(v.id()).orElseThrow().epoch() > epochBefore, "the take-over fences the old node");
+    }
+
+    /** Another node's publication, as a controller elsewhere would have written it. */
+    private void publishOn(String node, Volume v) {
+        metadata.put(MetadataKeys.volume(v.id()), dev.stowage.proto.metadata.VolumeRecord.newBuilder(
+                        MetadataProtos.parseVolume("", metadata.get(MetadataKeys.volume(v.id())).orElseThrow().value()))
+                .setAttachment(dev.stowage.proto.metadata.AttachmentRecord.newBuilder().setNodeId(node))
+                .build().toByteArray(), metadata.get(MetadataKeys.volume(v.id())).orElseThrow().modRevision());
     }
 
     @Test
