@@ -1006,4 +1006,9 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         }
         return new StowageException(ErrorCode.INTERNAL, null, what + ": " + e.getMessage(), e);
     }
+
+    @Override
+    public List<dev.stowage.engine.api.ClusterNode> clusterNodes() {
+        return fleet.nodes();
+    }
 }
