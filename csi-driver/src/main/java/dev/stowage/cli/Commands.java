@@ -1,6 +1,7 @@
 package dev.stowage.cli;
 
 import dev.stowage.engine.api.Capacity;
+import dev.stowage.engine.api.ClusterNode;
 import dev.stowage.engine.api.ErrorCode;
 import dev.stowage.engine.api.Page;
 import dev.stowage.engine.api.Snapshot;
@@ -59,18 +60,32 @@ final class Commands {
 
     // ---- cluster and nodes ----
 
+    /** Readiness, the serving node, the members (alive/away, capacity) and object counts, then the nodes. */
     private void clusterStatus(Args args) {
         args.allowOnly("cluster status");
         args.operands(2);
         RemoteVolumeService.ClusterStatus s = api.clusterStatus();
         Capacity capacity = api.capacity(Map.of());
+        List<ClusterNode> members = s.members();
+        long alive = members.stream().filter(ClusterNode::alive).count();
+        long storage = members.stream().filter(n -> n.alive() && !n.storageless()).count();
+        long capacityBytes = members.stream().filter(n -> n.alive() && !n.storageless())
+                .mapToLong(ClusterNode::capacityBytes).sum();
+        long freeBytes = members.stream().filter(n -> n.alive() && !n.storageless())
+                .mapToLong(ClusterNode::freeBytes).sum();
         if (json) {
             JsonWriter w = new JsonWriter().beginObject()
                     .name("endpoint").value(api.endpoint())
                     .name("ready").value(s.ready())
-                    .name("nodes").beginArray();
-            s.nodes().forEach(n -> Views.nodeJson(w, n));
+                    .name("servingNode");
+            s.nodes().stream().findFirst().ifPresentOrElse(n -> Views.servingNodeJson(w, n), w::nullValue);
+            w.name("nodes").beginArray();
+            members.forEach(n -> Views.nodeJson(w, n));
             w.endArray()
+                    .name("aliveNodes").value(alive)
+                    .name("storageNodes").value(storage)
+                    .name("capacityBytes").value(capacityBytes)
+                    .name("freeBytes").value(freeBytes)
                     .name("volumeCount").value(s.volumeCount())
                     .name("snapshotCount").value(s.snapshotCount())
                     .name("availableBytes").value(capacity.availableBytes())
@@ -81,25 +96,31 @@ final class Commands {
         }
         out.print(new Table("FIELD", "VALUE")
                 .row("endpoint", api.endpoint())
+                .row("serving node", s.nodes().isEmpty() ? "-" : s.nodes().get(0).nodeId())
                 .row("ready", Boolean.toString(s.ready()))
-                .row("nodes", Integer.toString(s.nodes().size()))
+                .row("nodes", members.size() + " (" + alive + " alive, " + storage + " alive with storage)")
+                .row("raw capacity", Sizes.format(capacityBytes) + " (" + Sizes.format(freeBytes) + " free)")
                 .row("volumes", Long.toString(s.volumeCount()))
                 .row("snapshots", Long.toString(s.snapshotCount()))
                 .row("available", Sizes.format(capacity.availableBytes()))
                 .row("largest volume", Sizes.format(capacity.maximumVolumeBytes()))
                 .render());
+        if (!members.isEmpty()) {
+            out.println();
+            out.print(Views.nodeTable(members).render());
+        }
     }
 
     private void nodeList(Args args) {
         args.allowOnly("node list");
         args.operands(2);
-        RemoteVolumeService.ClusterStatus s = api.clusterStatus();
+        List<ClusterNode> nodes = api.clusterNodes();
         if (json) {
             JsonWriter w = new JsonWriter().beginArray();
-            s.nodes().forEach(n -> Views.nodeJson(w, n));
+            nodes.forEach(n -> Views.nodeJson(w, n));
             print(w.endArray());
         } else {
-            out.print(Views.nodeTable(s.nodes()).render());
+            out.print(Views.nodeTable(nodes).render());
         }
     }
 

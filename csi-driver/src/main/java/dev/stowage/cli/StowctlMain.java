@@ -19,8 +19,9 @@ public final class StowctlMain {
 
     static final String USAGE = """
             usage: stowctl [--endpoint HOST:PORT] [-o table|json] COMMAND
-              cluster status                                  readiness, nodes, volume count, capacity
-              node list                                       nodes and their labels
+              cluster status                                  readiness, members, volume count, capacity
+              node list                                       members: address, role, alive/away, capacity,
+                                                              labels
               volume create NAME --size SIZE --repl N [--fs ext4|xfs]
               volume list
               volume inspect NAME|ID

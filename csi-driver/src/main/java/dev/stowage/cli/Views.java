@@ -1,5 +1,6 @@
 package dev.stowage.cli;
 
+import dev.stowage.engine.api.ClusterNode;
 import dev.stowage.engine.api.NodeInfo;
 import dev.stowage.engine.api.Snapshot;
 import dev.stowage.engine.api.Volume;
@@ -130,19 +131,39 @@ final class Views {
 
     // ---- nodes ----
 
-    static Table nodeTable(List<NodeInfo> nodes) {
-        Table t = new Table("NODE", "LABELS", "MAX-VOLUMES");
-        for (NodeInfo n : nodes) {
-            StringBuilder labels = new StringBuilder();
-            new TreeMap<>(n.labels()).forEach((k, val) -> labels.append(labels.length() == 0 ? "" : ",")
-                    .append(k).append('=').append(val));
-            t.row(n.nodeId(), labels.toString(), Integer.toString(n.maxVolumes()));
+    /** The cluster's members: one row each, storage-less nodes without capacity, departed ones "away". */
+    static Table nodeTable(List<ClusterNode> nodes) {
+        Table t = new Table("NODE", "ADDRESS", "ROLE", "STATE", "CAPACITY", "FREE", "LABELS");
+        for (ClusterNode n : nodes) {
+            t.row(n.id(), n.address(), n.storageless() ? "storage-less" : "storage", n.alive() ? "alive" : "away",
+                    n.storageless() ? "-" : Sizes.format(n.capacityBytes()),
+                    n.storageless() ? "-" : Sizes.format(n.freeBytes()), labels(n.labels()));
         }
         return t;
     }
 
-    static void nodeJson(JsonWriter w, NodeInfo n) {
+    static void nodeJson(JsonWriter w, ClusterNode n) {
+        w.beginObject()
+                .name("nodeId").value(n.id())
+                .name("address").value(n.address().isEmpty() ? null : n.address())
+                .name("labels").value(new TreeMap<>(n.labels()))
+                .name("capacityBytes").value(n.capacityBytes())
+                .name("freeBytes").value(n.freeBytes())
+                .name("storageless").value(n.storageless())
+                .name("alive").value(n.alive())
+                .endObject();
+    }
+
+    /** The node serving the API, as {@code NodeInfo} describes it. */
+    static void servingNodeJson(JsonWriter w, NodeInfo n) {
         w.beginObject().name("nodeId").value(n.nodeId()).name("labels").value(new TreeMap<>(n.labels()))
                 .name("maxVolumes").value(n.maxVolumes()).endObject();
+    }
+
+    static String labels(Map<String, String> labels) {
+        StringBuilder sb = new StringBuilder();
+        new TreeMap<>(labels).forEach((k, val) -> sb.append(sb.length() == 0 ? "" : ",").append(k).append('=')
+                .append(val));
+        return sb.toString();
     }
 }

@@ -26,6 +26,8 @@ final class CsiCommand {
               controller-publish VOLUME_ID NODE_ID
               stage VOLUME_ID STAGING_PATH [mount|block] [fsType]
               publish VOLUME_ID STAGING_PATH TARGET_PATH [mount|block]
+              node-expand VOLUME_ID VOLUME_PATH      grow the filesystem mounted at VOLUME_PATH
+                                                     (after the controller grew the volume); prints the size
               unpublish VOLUME_ID TARGET_PATH
               unstage VOLUME_ID STAGING_PATH
               controller-unpublish VOLUME_ID NODE_ID
@@ -91,6 +93,8 @@ final class CsiCommand {
                         .build());
                 yield null;
             }
+            case "node-expand" -> Long.toString(node.nodeExpandVolume(Csi.NodeExpandVolumeRequest.newBuilder()
+                    .setVolumeId(a.get(1)).setVolumePath(a.get(2)).build()).getCapacityBytes());
             case "unpublish" -> {
                 node.nodeUnpublishVolume(Csi.NodeUnpublishVolumeRequest.newBuilder().setVolumeId(a.get(1))
                         .setTargetPath(a.get(2)).build());

@@ -12,6 +12,7 @@ import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import dev.stowage.engine.api.Capacity;
+import dev.stowage.engine.api.ClusterNode;
 import dev.stowage.engine.api.ErrorCode;
 import dev.stowage.engine.api.NodeInfo;
 import dev.stowage.engine.api.Page;
@@ -38,6 +39,8 @@ public final class InMemoryVolumeService implements VolumeService {
     private final AtomicInteger ids = new AtomicInteger();
     private final Set<String> nodes = Set.of(LOCAL_NODE, OTHER_NODE);
     public volatile boolean ready = true;
+    /** Whether {@link #OTHER_NODE} shows as alive in {@link #clusterNodes()}. */
+    public volatile boolean otherNodeAlive = true;
     public int attachCalls;
     public int detachCalls;
 
@@ -277,5 +280,15 @@ public final class InMemoryVolumeService implements VolumeService {
     private static Volume with(Volume v, long size, Optional<Volume.Attachment> attachment, Map<String, String> parameters) {
         return new Volume(v.id(), v.name(), size, v.replicaCount(), v.fsType(), Map.copyOf(parameters),
                 v.contentSource(), v.replicas(), v.epoch(), attachment, v.condition());
+    }
+
+    /** The local node (a storage node holding {@link #POOL_BYTES}) and {@link #OTHER_NODE}, storage-less. */
+    @Override
+    public synchronized List<ClusterNode> clusterNodes() {
+        long used = volumes.values().stream().mapToLong(Volume::sizeBytes).sum();
+        return List.of(
+                new ClusterNode(LOCAL_NODE, "127.0.0.2:7400", localNode().labels(), POOL_BYTES,
+                        Math.max(0, POOL_BYTES - used), false, true),
+                new ClusterNode(OTHER_NODE, "127.0.0.3:7499", Map.of("zone", "z2"), 0, 0, true, otherNodeAlive));
     }
 }

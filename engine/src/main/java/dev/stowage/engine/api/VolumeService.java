@@ -1,6 +1,7 @@
 package dev.stowage.engine.api;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
@@ -73,4 +74,10 @@ public interface VolumeService {
 
     /** Node ids this service knows, for validating the node of a publish. */
     boolean nodeExists(String nodeId);
+
+    /**
+     * The cluster's nodes as this node sees them, in id order: every live member and, marked not alive,
+     * members this node saw leave. A single host without a cluster reports itself alone.
+     */
+    List<ClusterNode> clusterNodes();
 }

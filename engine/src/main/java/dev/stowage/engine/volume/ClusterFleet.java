@@ -1,5 +1,6 @@
 package dev.stowage.engine.volume;
 
+import dev.stowage.engine.api.ClusterNode;
 import dev.stowage.engine.api.ErrorCode;
 import dev.stowage.engine.api.StowageException;
 import dev.stowage.engine.api.Volume;
@@ -28,6 +29,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
@@ -56,6 +58,9 @@ final class ClusterFleet implements ReplicaFleet {
     private final Duration requestTimeout;
     private final double overprovisionRatio;
     private final Map<String, ReplicaClient> clients = new ConcurrentHashMap<>();
+    /** Members seen leaving and not back, as last seen; written by the membership's listener thread. */
+    private final Map<String, NodeDescriptor> departed = new ConcurrentHashMap<>();
+    private final AutoCloseable departures;
 
     /**
      * @param localPool this node's pool, or null on a storage-less node
@@ -69,6 +74,17 @@ final class ClusterFleet implements ReplicaFleet {
         this.group = group;
         this.requestTimeout = requestTimeout;
         this.overprovisionRatio = overprovisionRatio;
+        this.departures = membership.addListener(new Membership.Listener() {
+            @Override
+            public void onJoin(NodeDescriptor node) {
+                departed.remove(node.id());
+            }
+
+            @Override
+            public void onLeave(NodeDescriptor node) {
+                departed.put(node.id(), node);
+            }
+        });
     }
 
     @Override
@@ -288,6 +304,20 @@ final class ClusterFleet implements ReplicaFleet {
         return best;
     }
 
+    /** Live members, and members this fleet saw leave since it started (alive false). */
+    @Override
+    public List<ClusterNode> nodes() {
+        Map<String, ClusterNode> byId = new TreeMap<>();
+        departed.values().forEach(n -> byId.put(n.id(), view(n, false)));
+        membership.liveNodes().forEach(n -> byId.put(n.id(), view(n, true)));
+        return List.copyOf(byId.values());
+    }
+
+    private static ClusterNode view(NodeDescriptor n, boolean alive) {
+        return new ClusterNode(n.id(), n.address(), n.labels(), n.capacityBytes(), n.freeBytes(), n.storageless(),
+                alive);
+    }
+
     private ReplicaClient client(String nodeId) throws IOException {
         ReplicaClient existing = clients.get(nodeId);
         if (existing != null && existing.isConnected()) {
@@ -332,6 +362,11 @@ final class ClusterFleet implements ReplicaFleet {
 
     @Override
     public void close() {
+        try {
+            departures.close();
+        } catch (Exception e) {
+            LOG.debug("removing the membership listener: {}", e.toString());
+        }
         clients.values().forEach(ReplicaClient::close);
         clients.clear();
     }

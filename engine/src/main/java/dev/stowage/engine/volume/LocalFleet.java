@@ -1,5 +1,6 @@
 package dev.stowage.engine.volume;
 
+import dev.stowage.engine.api.ClusterNode;
 import dev.stowage.engine.api.ErrorCode;
 import dev.stowage.engine.api.StowageException;
 import dev.stowage.engine.api.VolumeSpec;
@@ -131,6 +132,16 @@ final class LocalFleet implements ReplicaFleet {
         }
         long limit = (long) (pool.capacityBytes() * overprovisionRatio);
         return Math.max(0, Math.min(limit - alreadyProvisioned, (long) (pool.freeBytes() * overprovisionRatio)));
+    }
+
+    /** This node alone: it has no replica server, so no address. */
+    @Override
+    public List<ClusterNode> nodes() {
+        try {
+            return List.of(new ClusterNode(nodeId, "", labels, pool.capacityBytes(), pool.freeBytes(), false, true));
+        } catch (IOException e) {
+            throw new StowageException(ErrorCode.INTERNAL, "reading the storage pool's capacity: " + e.getMessage());
+        }
     }
 
     @Override

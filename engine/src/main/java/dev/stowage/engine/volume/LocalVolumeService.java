@@ -1066,4 +1066,9 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         }
         return new StowageException(ErrorCode.INTERNAL, null, what + ": " + e.getMessage(), e);
     }
+
+    @Override
+    public List<dev.stowage.engine.api.ClusterNode> clusterNodes() {
+        return fleet.nodes();
+    }
 }

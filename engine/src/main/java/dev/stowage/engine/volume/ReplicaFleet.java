@@ -60,6 +60,12 @@ interface ReplicaFleet extends AutoCloseable {
     /** Bytes that may still be provisioned on the nodes {@code topology} selects (keys node, zone, rack). */
     long provisionableBytes(java.util.Map<String, String> topology, long alreadyProvisioned) throws IOException;
 
+    /**
+     * The nodes of the fleet, in id order: live ones and, not alive, ones seen leaving (see
+     * {@link dev.stowage.engine.api.VolumeService#clusterNodes}). A pool that cannot be read is INTERNAL.
+     */
+    List<dev.stowage.engine.api.ClusterNode> nodes();
+
     @Override
     void close();
 

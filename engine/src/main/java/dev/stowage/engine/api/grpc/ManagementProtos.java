@@ -1,6 +1,7 @@
 package dev.stowage.engine.api.grpc;
 
 import dev.stowage.engine.api.Capacity;
+import dev.stowage.engine.api.ClusterNode;
 import dev.stowage.engine.api.ErrorCode;
 import dev.stowage.engine.api.NodeInfo;
 import dev.stowage.engine.api.Snapshot;
@@ -150,6 +151,23 @@ public final class ManagementProtos {
 
     public static NodeInfo toDomain(Node n) {
         return new NodeInfo(n.getNodeId(), Map.copyOf(n.getLabelsMap()), n.getMaxVolumes());
+    }
+
+    public static dev.stowage.proto.management.ClusterNode toProto(ClusterNode n) {
+        return dev.stowage.proto.management.ClusterNode.newBuilder()
+                .setNodeId(n.id())
+                .setAddress(nullToEmpty(n.address()))
+                .putAllLabels(n.labels())
+                .setCapacityBytes(n.capacityBytes())
+                .setFreeBytes(n.freeBytes())
+                .setStorageless(n.storageless())
+                .setAlive(n.alive())
+                .build();
+    }
+
+    public static ClusterNode toDomain(dev.stowage.proto.management.ClusterNode n) {
+        return new ClusterNode(n.getNodeId(), n.getAddress(), Map.copyOf(n.getLabelsMap()), n.getCapacityBytes(),
+                n.getFreeBytes(), n.getStorageless(), n.getAlive());
     }
 
     public static CapacityResponse toProto(Capacity c) {

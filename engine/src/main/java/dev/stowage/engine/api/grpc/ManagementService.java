@@ -26,6 +26,8 @@ import dev.stowage.proto.management.GetSnapshotRequest;
 import dev.stowage.proto.management.GetSnapshotResponse;
 import dev.stowage.proto.management.GetVolumeRequest;
 import dev.stowage.proto.management.GetVolumeResponse;
+import dev.stowage.proto.management.ListNodesRequest;
+import dev.stowage.proto.management.ListNodesResponse;
 import dev.stowage.proto.management.ListSnapshotsRequest;
 import dev.stowage.proto.management.ListSnapshotsResponse;
 import dev.stowage.proto.management.ListVolumesRequest;
@@ -201,17 +203,29 @@ public final class ManagementService extends ManagementGrpc.ManagementImplBase {
     }
 
     /**
-     * The nodes this service knows (today: the node serving the API; a cluster membership view will add
-     * its peers) and how many volumes and snapshots exist.
+     * The node serving the API, the cluster's members as it sees them, and how many volumes and
+     * snapshots exist.
      */
     @Override
     public void clusterStatus(ClusterStatusRequest request, StreamObserver<ClusterStatusResponse> out) {
-        unary("ClusterStatus", out, () -> ClusterStatusResponse.newBuilder()
-                .setReady(volumes.ready())
-                .addNodes(ManagementProtos.toProto(volumes.localNode()))
-                .setVolumeCount(volumes.listVolumes(0, "").items().size())
-                .setSnapshotCount(volumes.listSnapshots(null, null, 0, "").items().size())
-                .build());
+        unary("ClusterStatus", out, () -> {
+            ClusterStatusResponse.Builder b = ClusterStatusResponse.newBuilder()
+                    .setReady(volumes.ready())
+                    .addNodes(ManagementProtos.toProto(volumes.localNode()))
+                    .setVolumeCount(volumes.listVolumes(0, "").items().size())
+                    .setSnapshotCount(volumes.listSnapshots(null, null, 0, "").items().size());
+            volumes.clusterNodes().forEach(n -> b.addMembers(ManagementProtos.toProto(n)));
+            return b.build();
+        });
+    }
+
+    @Override
+    public void listNodes(ListNodesRequest request, StreamObserver<ListNodesResponse> out) {
+        unary("ListNodes", out, () -> {
+            ListNodesResponse.Builder b = ListNodesResponse.newBuilder();
+            volumes.clusterNodes().forEach(n -> b.addNodes(ManagementProtos.toProto(n)));
+            return b.build();
+        });
     }
 
     private static <T> void unary(String method, StreamObserver<T> out, Supplier<T> call) {

@@ -1,6 +1,7 @@
 package dev.stowage.engine.api.grpc;
 
 import dev.stowage.engine.api.Capacity;
+import dev.stowage.engine.api.ClusterNode;
 import dev.stowage.engine.api.NodeInfo;
 import dev.stowage.engine.api.Page;
 import dev.stowage.engine.api.Snapshot;
@@ -22,6 +23,7 @@ import dev.stowage.proto.management.GetSnapshotRequest;
 import dev.stowage.proto.management.GetSnapshotResponse;
 import dev.stowage.proto.management.GetVolumeRequest;
 import dev.stowage.proto.management.GetVolumeResponse;
+import dev.stowage.proto.management.ListNodesRequest;
 import dev.stowage.proto.management.ListSnapshotsRequest;
 import dev.stowage.proto.management.ListSnapshotsResponse;
 import dev.stowage.proto.management.ListVolumesRequest;
@@ -58,8 +60,12 @@ public final class RemoteVolumeService implements VolumeService, AutoCloseable {
     /** Deadline of {@link #ready()}, which is a probe. */
     private static final Duration PROBE_DEADLINE = Duration.ofSeconds(5);
 
-    /** What {@code ClusterStatus} reports: readiness, the nodes known, and object counts. */
-    public record ClusterStatus(boolean ready, List<NodeInfo> nodes, long volumeCount, long snapshotCount) {}
+    /**
+     * What {@code ClusterStatus} reports: readiness, the node serving the API ({@code nodes}, one entry),
+     * the cluster's members as that node sees them, and object counts.
+     */
+    public record ClusterStatus(boolean ready, List<NodeInfo> nodes, long volumeCount, long snapshotCount,
+                                List<ClusterNode> members) {}
 
     private final ManagedChannel channel;
     private final ManagementGrpc.ManagementBlockingStub stub;
@@ -149,7 +155,14 @@ public final class RemoteVolumeService implements VolumeService, AutoCloseable {
     public ClusterStatus clusterStatus() {
         ClusterStatusResponse r = call(s -> s.clusterStatus(ClusterStatusRequest.getDefaultInstance()));
         return new ClusterStatus(r.getReady(), r.getNodesList().stream().map(ManagementProtos::toDomain).toList(),
-                r.getVolumeCount(), r.getSnapshotCount());
+                r.getVolumeCount(), r.getSnapshotCount(),
+                r.getMembersList().stream().map(ManagementProtos::toDomain).toList());
+    }
+
+    @Override
+    public List<ClusterNode> clusterNodes() {
+        return call(s -> s.listNodes(ListNodesRequest.getDefaultInstance())).getNodesList().stream()
+                .map(ManagementProtos::toDomain).toList();
     }
 
     @Override

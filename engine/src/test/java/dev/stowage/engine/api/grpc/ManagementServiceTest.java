@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.stowage.engine.api.ClusterNode;
 import dev.stowage.engine.api.ErrorCode;
 import dev.stowage.engine.api.Page;
 import dev.stowage.engine.api.Snapshot;
@@ -114,6 +115,12 @@ class ManagementServiceTest {
         assertTrue(status.ready());
         assertEquals(List.of(local.localNode()), status.nodes());
         assertEquals(3, status.volumeCount());
+        assertEquals(local.clusterNodes(), status.members());
+        assertEquals(local.clusterNodes(), remote.clusterNodes());
+        assertEquals(List.of(NODE), remote.clusterNodes().stream().map(ClusterNode::id).toList());
+        ClusterNode self = remote.clusterNodes().get(0);
+        assertTrue(self.alive() && !self.storageless() && self.capacityBytes() > 0, self.toString());
+        assertEquals("", self.address(), "a single host has no replica server");
         assertEquals(local.localNode(), remote.localNode());
         assertEquals(local.supportedParameters(), remote.supportedParameters());
         assertTrue(remote.ready());
