@@ -53,10 +53,14 @@ loops_under() {
 }
 # Lazily unmounts everything under $1 and detaches the loop devices backed by files under it.
 release_under() {
-  local m l
+  local m l early_loops
+  # Loop devices first, while their FUSE backing paths still resolve (after the FUSE mount is gone,
+  # losetup shows them backed by "/").
+  early_loops=$(loops_under "$1")
   for _ in 1 2 3; do
     while read -r m; do [[ -n $m ]] && { timeout 30 umount "$m" 2>/dev/null || umount -l "$m" || true; }; done < <(mounts_under "$1")
     while read -r l; do [[ -n $l ]] && { losetup -d "$l" 2>/dev/null || true; }; done < <(loops_under "$1")
+    for l in $early_loops; do losetup "$l" >/dev/null 2>&1 && { losetup -d "$l" 2>/dev/null || true; }; done
     [[ -z $(mounts_under "$1") && -z $(loops_under "$1") ]] && return 0
   done
   log "still present under $1: mounts [$(mounts_under "$1" | xargs)] loops [$(loops_under "$1" | xargs)]"

@@ -55,6 +55,9 @@ public final class HostCleanup {
 
     /** Unmounts everything under {@code dir}, detaches loop devices on files under it, deletes it. */
     public static void cleanup(Path dir) {
+        // Remember the loop devices while their backing paths still resolve: once the FUSE mount under them
+        // is unmounted, losetup shows them backed by "/" and they could no longer be found by path.
+        List<String> loops = loopsUnder(dir);
         for (int round = 0; round < 3; round++) {
             for (Path m : mountsUnder(dir)) {
                 if (run("umount", m.toString()).exitCode() != 0) {
@@ -63,6 +66,11 @@ public final class HostCleanup {
             }
             for (String loop : loopsUnder(dir)) {
                 run("losetup", "-d", loop);
+            }
+            for (String loop : loops) {
+                if (run("losetup", loop).exitCode() == 0) {
+                    run("losetup", "-d", loop);
+                }
             }
             if (mountsUnder(dir).isEmpty() && loopsUnder(dir).isEmpty()) {
                 break;
