@@ -40,7 +40,8 @@ final class Views {
                 .row("attached", attachment(v))
                 .row("condition", (v.condition().abnormal() ? "abnormal: " : "") + v.condition().message());
         for (Volume.Replica r : v.replicas()) {
-            t.row("replica", r.nodeId() + " " + r.state());
+            t.row("replica", r.nodeId() + " " + r.state()
+                    + (r.state() == Volume.ReplicaState.REBUILDING ? " " + r.progressPercent() + "%" : ""));
         }
         for (Map.Entry<String, String> p : new TreeMap<>(v.parameters()).entrySet()) {
             t.row("parameter", p.getKey() + "=" + p.getValue());
@@ -66,7 +67,8 @@ final class Views {
         w.endObject();
         w.name("replicas").beginArray();
         for (Volume.Replica r : v.replicas()) {
-            w.beginObject().name("nodeId").value(r.nodeId()).name("state").value(r.state().name()).endObject();
+            w.beginObject().name("nodeId").value(r.nodeId()).name("state").value(r.state().name())
+                    .name("progressPercent").value(r.progressPercent()).endObject();
         }
         w.endArray();
         w.name("epoch").value(v.epoch());

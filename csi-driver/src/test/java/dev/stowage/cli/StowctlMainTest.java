@@ -100,7 +100,7 @@ class StowctlMainTest {
         assertEquals("db", v.get("name"));
         assertEquals(10 * GIB, v.get("sizeBytes"));
         assertEquals("xfs", v.get("fsType"));
-        assertEquals(List.of(Map.of("nodeId", "node-a", "state", "HEALTHY")), v.get("replicas"));
+        assertEquals(List.of(Map.of("nodeId", "node-a", "state", "HEALTHY", "progressPercent", 100L)), v.get("replicas"));
         assertEquals(10 * GIB, volumes.getVolume(id).orElseThrow().sizeBytes());
 
         ok(stowctl("volume", "create", "logs", "--size", "512MiB", "--repl", "1"));

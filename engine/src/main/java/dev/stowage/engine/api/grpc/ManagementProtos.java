@@ -49,7 +49,8 @@ public final class ManagementProtos {
                         .setAbnormal(v.condition().abnormal())
                         .setMessage(nullToEmpty(v.condition().message())));
         for (Volume.Replica r : v.replicas()) {
-            b.addReplicas(Replica.newBuilder().setNodeId(r.nodeId()).setState(toProto(r.state())));
+            b.addReplicas(Replica.newBuilder().setNodeId(r.nodeId()).setState(toProto(r.state()))
+                    .setProgressPercent(r.progressPercent()));
         }
         v.attachment().ifPresent(a -> b.setAttachment(Attachment.newBuilder()
                 .setNodeId(a.nodeId())
@@ -61,7 +62,7 @@ public final class ManagementProtos {
     public static Volume toDomain(dev.stowage.proto.management.Volume v) {
         List<Volume.Replica> replicas = new ArrayList<>();
         for (Replica r : v.getReplicasList()) {
-            replicas.add(new Volume.Replica(r.getNodeId(), toDomain(r.getState())));
+            replicas.add(new Volume.Replica(r.getNodeId(), toDomain(r.getState()), r.getProgressPercent()));
         }
         Optional<Volume.Attachment> attachment = v.hasAttachment()
                 ? Optional.of(new Volume.Attachment(v.getAttachment().getNodeId(), v.getAttachment().getReadOnly(),
