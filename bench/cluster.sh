@@ -8,7 +8,7 @@
 # usage (root): bench/cluster.sh [SECONDS_PER_JOB=15]
 # Environment: TRIALS (failover trials, default 10), PHASES (default "fio failover resync"),
 # RESYNC_MIB (written while n3 is away, default 1024), STOWAGE_BENCH_DIR (default
-# /var/tmp/stowage-cluster-bench), FUSE_THREADS (default 4), LOOP_DIO (on|off, default on),
+# /var/tmp/stowage-cluster-bench), FUSE_THREADS (default 16), LOOP_DIO (on|off, default on),
 # STOWAGE_JAVA_OPTS (the nodes' JVM flags), CLI_JAVA_OPTS (the `stowage csi` calls' JVM flags).
 set -Eeuo pipefail
 runtime=${1:-15}
@@ -131,7 +131,7 @@ start_node() {
   local n=$1 sock="$dir/$1/csi.sock"
   local args=(node --node-id "$n" --data-dir "$dir/$n/data" --csi-endpoint "unix://$sock" --etcd "$etcd_url"
               --api-listen "${ip[$n]}:7420" --zone "zone-$n" --replica-replace-timeout 86400
-              --fuse-threads "${FUSE_THREADS:-4}" --loop-direct-io "${LOOP_DIO:-on}")
+              --fuse-threads "${FUSE_THREADS:-16}" --loop-direct-io "${LOOP_DIO:-on}")
   if [[ $n == n5 ]]; then args+=(--storageless --listen "${ip[$n]}:7498"); else args+=(--listen "${ip[$n]}:0"); fi
   mkdir -p "$dir/$n"
   rm -f "$sock"

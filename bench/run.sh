@@ -3,7 +3,7 @@
 # volume staged and published through CSI, same size, in one run; prints both and their ratio.
 #
 # usage (root): bench/run.sh [SECONDS_PER_JOB=15] [VOLUME_GIB=2]
-# Environment: STOWAGE_BENCH_DIR (default /var/tmp/stowage-bench), FUSE_THREADS (default 4),
+# Environment: STOWAGE_BENCH_DIR (default /var/tmp/stowage-bench), FUSE_THREADS (default 16),
 # LOOP_DIO (on|off, default on: the Stowage volume's loop device uses direct I/O on the FUSE file).
 set -euo pipefail
 runtime=${1:-15}
@@ -78,7 +78,7 @@ umount "$dir/native-mnt"; losetup -d "$native_loop"; native_loop=
 echo "== (b) stowage: ext4 on a ${gib} GiB volume, repl=1, through NodeStage/NodePublish (loop direct I/O ${LOOP_DIO:-on})"
 "$home/bin/stowage" version >/dev/null   # builds on first use
 "$home/bin/stowage" node --data-dir "$dir/data" --csi-endpoint "unix://$sock" --node-id bench \
-    --fuse-threads "${FUSE_THREADS:-4}" --loop-direct-io "${LOOP_DIO:-on}" --api-listen off > "$dir/node.log" 2>&1 &
+    --fuse-threads "${FUSE_THREADS:-16}" --loop-direct-io "${LOOP_DIO:-on}" --api-listen off > "$dir/node.log" 2>&1 &
 node_pid=$!
 for _ in $(seq 1 300); do [[ -S $sock ]] && csi probe >/dev/null 2>&1 && break; sleep 0.2; done
 node_id=$(csi node-id)

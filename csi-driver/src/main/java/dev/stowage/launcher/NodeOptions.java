@@ -21,6 +21,13 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                           boolean csiNode, boolean loopDirectIo, Optional<InetSocketAddress> apiListen,
                           Optional<InetSocketAddress> listen, boolean storageless,
                           java.time.Duration replicaReplaceTimeout, long rebuildBytesPerSecond) {
+    /**
+     * FUSE server threads per attached volume. Each blocks on one request, so they bound the requests in
+     * flight: measured on 2 cores (docs/benchmarks.md), 16 beat 4 by a third on 4 KiB random writes and
+     * 32 fell back again.
+     */
+    static final int DEFAULT_FUSE_THREADS = 16;
+
     /** Where the management API listens unless --api-listen says otherwise. */
     public static final String DEFAULT_API_LISTEN = "127.0.0.1:7420";
 
@@ -38,7 +45,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
               --rebuild-bandwidth BYTES_PER_SECOND
                                         cap on resync and rebuild copying, 0 for none (default 0)
               --max-volumes N           volumes this node attaches at most (default 64)
-              --fuse-threads N          FUSE server threads per attached volume (default 4)
+              --fuse-threads N          FUSE server threads per attached volume (default 16)
               --csi-services LIST       controller,node (default both)
               --loop-direct-io on|off   loop devices use direct I/O on the FUSE file (default on)
               --api-listen HOST:PORT    management API (stowctl) address, or "off" (default 127.0.0.1:7420);
@@ -111,7 +118,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
             }
         }
         int maxVolumes = parseInt(values, "max-volumes", 64, 1, 4096);
-        int fuseThreads = parseInt(values, "fuse-threads", 4, 1, 64);
+        int fuseThreads = parseInt(values, "fuse-threads", DEFAULT_FUSE_THREADS, 1, 64);
         String services = values.getOrDefault("csi-services", "controller,node");
         boolean controller = false;
         boolean node = false;
