@@ -714,7 +714,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         List<ReplicaFleet.ReplicaView> views = MetadataProtos.toVolume(r, Volume.Condition.healthy()).replicas().stream()
                 .map(rep -> new ReplicaFleet.ReplicaView(rep.nodeId(), rep.state())).toList();
         Coordinator coordinator = fleet.open(volumeId, r.getSizeBytes(), epoch, views, limits,
-                new RecordedReplicaHealth(volumeId, epoch));
+                new RecordedReplicaHealth(metadata, volumeId, epoch));
         Frontend.Export export;
         try {
             frontend.cleanupStale(volumeId);
@@ -899,90 +899,6 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         return Volume.Condition.healthy();
     }
 
-    /** Replica state changes of one volume, recorded by compare-and-set on its record. */
-    private final class RecordedReplicaHealth implements ReplicatedCoordinator.ReplicaHealth {
-        private final String volumeId;
-        private final long epoch;
-
-        /** Changes made for the coordinator of {@code epoch}; refused once the volume has a newer one. */
-        RecordedReplicaHealth(String volumeId, long epoch) {
-            this.volumeId = volumeId;
-            this.epoch = epoch;
-        }
-
-        @Override
-        public void markStale(String nodeId, Throwable cause) throws IOException {
-            set(nodeId, ReplicaState.STALE);
-            LOG.warn("volume {}: replica on node {} is STALE: {}", volumeId, nodeId, cause.getMessage());
-        }
-
-        @Override
-        public void markRebuilding(String nodeId) throws IOException {
-            set(nodeId, ReplicaState.REBUILDING);
-            LOG.info("volume {}: replica on node {} is REBUILDING", volumeId, nodeId);
-        }
-
-        @Override
-        public void markHealthy(String nodeId) throws IOException {
-            set(nodeId, ReplicaState.HEALTHY);
-            LOG.info("volume {}: replica on node {} is HEALTHY", volumeId, nodeId);
-        }
-
-        @Override
-        public void rebuildProgress(String nodeId, int percent) throws IOException {
-            setProgress(nodeId, percent);
-        }
-
-        private void setProgress(String nodeId, int percent) throws IOException {
-            try {
-                updateRecord(volumeId, r -> {
-                    if (r.getEpoch() != epoch) {
-                        throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId
-                                + " belongs to epoch " + r.getEpoch() + " now, not " + epoch);
-                    }
-                    VolumeRecord.Builder b = r.toBuilder();
-                    for (int i = 0; i < b.getReplicasCount(); i++) {
-                        if (b.getReplicas(i).getNodeId().equals(nodeId)) {
-                            b.setReplicas(i, b.getReplicas(i).toBuilder().setProgressPercent(percent));
-                        }
-                    }
-                    return b.build();
-                });
-            } catch (RuntimeException e) {
-                throw new IOException("volume " + volumeId + ": recording rebuild progress of " + nodeId
-                        + " failed: " + e.getMessage(), e);
-            }
-        }
-
-        private void set(String nodeId, ReplicaState state) throws IOException {
-            try {
-                updateRecord(volumeId, r -> {
-                    if (r.getEpoch() != epoch) {
-                        // A coordinator fenced by a newer attach must not touch the record its successor owns.
-                        throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId
-                                + " belongs to epoch " + r.getEpoch() + " now, not " + epoch);
-                    }
-                    VolumeRecord.Builder b = r.toBuilder();
-                    boolean found = false;
-                    for (int i = 0; i < b.getReplicasCount(); i++) {
-                        if (b.getReplicas(i).getNodeId().equals(nodeId)) {
-                            b.setReplicas(i, b.getReplicas(i).toBuilder().setState(state).setProgressPercent(0));
-                            found = true;
-                        }
-                    }
-                    if (!found) {
-                        b.addReplicas(ReplicaRecord.newBuilder().setNodeId(nodeId).setState(state));
-                    }
-                    return b.build();
-                });
-            } catch (RuntimeException e) {
-                // The state change is not on record: the caller must not acknowledge what depends on it.
-                throw new IOException("volume " + volumeId + ": recording replica " + nodeId + " as " + state
-                        + " failed: " + e.getMessage(), e);
-            }
-        }
-    }
-
     private void flushIfAttached(String volumeId) throws IOException {
         Attached a = attached.get(volumeId);
         if (a != null) {
@@ -1006,6 +922,14 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     }
 
     private void updateRecord(String volumeId, UnaryOperator<VolumeRecord> change) {
+        updateRecord(metadata, volumeId, change);
+    }
+
+    /**
+     * Applies {@code change} to a volume's record by compare-and-set, re-reading and retrying when the
+     * record changed meanwhile; a missing record is left missing. {@code change} may throw to refuse.
+     */
+    static void updateRecord(MetadataStore metadata, String volumeId, UnaryOperator<VolumeRecord> change) {
         for (int attempt = 0; ; attempt++) {
             Optional<Versioned> v = metadata.get(MetadataKeys.volume(volumeId));
             if (v.isEmpty()) {
