@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.stowage.engine.api.Volume;
 import dev.stowage.engine.api.grpc.ManagementServer;
+import dev.stowage.engine.api.grpc.RecordingFrontend;
 import dev.stowage.engine.cluster.EmbeddedMetadataStore;
 import dev.stowage.engine.storage.FileStoragePool;
 import dev.stowage.engine.volume.LocalVolumeService;

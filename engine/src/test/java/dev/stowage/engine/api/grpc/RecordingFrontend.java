@@ -10,10 +10,10 @@ import java.util.concurrent.ConcurrentHashMap;
  * A frontend that records exports instead of making block devices (which needs root): the device path
  * it hands out is a name, and {@link #exports()} shows what is exported now.
  */
-final class RecordingFrontend implements Frontend {
+public final class RecordingFrontend implements Frontend {
     private final Map<String, BlockTarget> exports = new ConcurrentHashMap<>();
 
-    Map<String, BlockTarget> exports() {
+    public Map<String, BlockTarget> exports() {
         return exports;
     }
 
