@@ -1,10 +1,8 @@
 package dev.stowage.csi.server;
 
-import java.util.EnumMap;
-import java.util.Map;
 
-import dev.stowage.engine.api.ErrorCode;
 import dev.stowage.engine.api.StowageException;
+import dev.stowage.engine.api.grpc.ManagementStatus;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 
@@ -13,7 +11,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The one table that turns failures into gRPC status for every CSI call. A {@link StowageException}
- * maps by its {@link ErrorCode}; a {@link StatusRuntimeException} passes through; anything else is
+ * maps by its error code through the table the management API uses too ({@link ManagementStatus#statusCode});
+ * a {@link StatusRuntimeException} passes through; anything else is
  * INTERNAL with a generic message and is logged once here, with its stack trace. Messages sent to the
  * caller never contain Java class names or stack traces.
  *
@@ -22,23 +21,12 @@ import org.slf4j.LoggerFactory;
 public final class StatusMapping {
     private static final Logger LOG = LoggerFactory.getLogger(StatusMapping.class);
 
-    private static final Map<ErrorCode, Status.Code> TABLE = new EnumMap<>(Map.of(
-            ErrorCode.INVALID_ARGUMENT, Status.Code.INVALID_ARGUMENT,
-            ErrorCode.NOT_FOUND, Status.Code.NOT_FOUND,
-            ErrorCode.ALREADY_EXISTS, Status.Code.ALREADY_EXISTS,
-            ErrorCode.OUT_OF_RANGE, Status.Code.OUT_OF_RANGE,
-            ErrorCode.FAILED_PRECONDITION, Status.Code.FAILED_PRECONDITION,
-            ErrorCode.RESOURCE_EXHAUSTED, Status.Code.RESOURCE_EXHAUSTED,
-            ErrorCode.ABORTED, Status.Code.ABORTED,
-            ErrorCode.UNAVAILABLE, Status.Code.UNAVAILABLE,
-            ErrorCode.INTERNAL, Status.Code.INTERNAL));
-
     private StatusMapping() {}
 
     /** The status for {@code failure} of the call {@code method} (for the log line of unexpected failures). */
     public static Status toStatus(String method, Throwable failure) {
         if (failure instanceof StowageException e) {
-            Status.Code code = TABLE.getOrDefault(e.code(), Status.Code.INTERNAL);
+            Status.Code code = ManagementStatus.statusCode(e.code());
             String message = e.getMessage() == null ? e.code().name().toLowerCase() : e.getMessage();
             if (code == Status.Code.INTERNAL) {
                 LOG.warn("{} failed: {}", method, message, e.getCause());
