@@ -15,25 +15,19 @@ import dev.stowage.engine.cluster.RevisionMismatchException;
 import dev.stowage.engine.frontend.Frontend;
 import dev.stowage.engine.replication.Coordinator;
 import dev.stowage.engine.replication.IoLimits;
-import dev.stowage.engine.replication.ReplicatedCoordinator;
-import dev.stowage.engine.storage.ReplicaStore;
 import dev.stowage.engine.storage.StoragePool;
 import dev.stowage.proto.metadata.AttachmentRecord;
 import dev.stowage.proto.metadata.ReplicaRecord;
-import dev.stowage.proto.metadata.ReplicaState;
 import dev.stowage.proto.metadata.SnapshotRecord;
 import dev.stowage.proto.metadata.VolumeRecord;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
@@ -60,11 +54,11 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     private static final Pattern VOLUME_ID = Pattern.compile("vol-[0-9a-f-]{36}");
     private static final Pattern SNAPSHOT_ID = Pattern.compile("snap-[0-9a-f-]{36}");
     private static final int MAX_NAME_LENGTH = 256;
-    private static final long ALIGNMENT = ReplicaStore.BLOCK_SIZE;
 
     private final VolumeServiceConfig config;
     private final MetadataStore metadata;
     private final ReplicaFleet fleet;
+    private final VolumeSizing sizing;
     private final Frontend frontend;
     private final Clock clock;
     private final ReentrantLock lock = new ReentrantLock();
@@ -117,6 +111,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         this.config = config;
         this.metadata = metadata;
         this.fleet = fleet;
+        this.sizing = new VolumeSizing(config, metadata, fleet);
         this.frontend = frontend;
         this.clock = clock;
     }
@@ -128,7 +123,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     public void start() throws IOException {
         lock.lock();
         try {
-            reconcile();
+            StartupReconciliation.run(metadata, fleet, config.nodeId());
             reattach();
             ready = true;
             if (repairer != null) {
@@ -138,45 +133,6 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                     metadata.list(MetadataKeys.VOLUMES).size(), attached.size());
         } finally {
             lock.unlock();
-        }
-    }
-
-    private void reconcile() throws IOException {
-        Set<String> recorded = new HashSet<>();
-        Set<String> assignedHere = new HashSet<>();
-        for (Versioned v : metadata.list(MetadataKeys.VOLUMES)) {
-            VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
-            recorded.add(r.getId());
-            if (r.getReplicasList().stream().anyMatch(rep -> rep.getNodeId().equals(config.nodeId()))) {
-                assignedHere.add(r.getId());
-            }
-        }
-        for (Versioned claim : metadata.list(MetadataKeys.VOLUME_NAMES)) {
-            String id = new String(claim.value(), StandardCharsets.UTF_8);
-            if (!recorded.contains(id)) {
-                LOG.info("dropping name claim {} of volume {} whose creation did not complete", claim.key(), id);
-                deleteQuietly(claim);
-            }
-        }
-        for (String id : fleet.localVolumeIds()) {
-            if (!assignedHere.contains(id)) {
-                // Either a creation that died midway, or a replica replaced while this node was away.
-                LOG.info("deleting replica data of volume {}: no volume record assigns it to node {}", id,
-                        config.nodeId());
-                fleet.deleteLocal(id);
-            }
-        }
-        Set<String> snapshots = new HashSet<>();
-        for (Versioned v : metadata.list(MetadataKeys.SNAPSHOTS)) {
-            snapshots.add(v.key().substring(MetadataKeys.SNAPSHOTS.length()));
-        }
-        for (Versioned claim : metadata.list(MetadataKeys.SNAPSHOT_NAMES)) {
-            String id = new String(claim.value(), StandardCharsets.UTF_8);
-            if (!snapshots.contains(id)) {
-                LOG.info("dropping name claim {} of snapshot {} whose creation did not complete", claim.key(), id);
-                deleteQuietly(claim);
-                fleet.deleteLocalSnapshot(id);
-            }
         }
     }
 
@@ -221,7 +177,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     @Override
     public Volume createVolume(VolumeSpec spec) {
         String name = requireName("name", spec.name());
-        long size = chooseSize(spec.requiredBytes(), spec.limitBytes());
+        long size = sizing.choose(spec.requiredBytes(), spec.limitBytes());
         VolumeParameters params = VolumeParameters.parse(spec.parameters(), spec.mutableParameters());
         lock.lock();
         try {
@@ -241,12 +197,12 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 } catch (IOException e) {
                     throw asStowage(e, "create volume " + name);
                 }
-                size = sizeForSource(size, spec);
-                requireProvisionable(size, 0);
+                size = sizing.forSource(size, spec);
+                sizing.requireProvisionable(size, 0);
                 return createLocked(id, name, size, params, spec.contentSource(), claim.get().modRevision());
             }
-            size = sizeForSource(size, spec);
-            requireProvisionable(size, 0);
+            size = sizing.forSource(size, spec);
+            sizing.requireProvisionable(size, 0);
             String id = "vol-" + UUID.randomUUID();
             long claimRevision = metadata.put(MetadataKeys.volumeName(name), id.getBytes(StandardCharsets.UTF_8),
                     MetadataStore.ABSENT);
@@ -333,68 +289,6 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         }
     }
 
-    private long chooseSize(long required, long limit) {
-        if (required < 0) {
-            throw StowageException.invalid("capacity_range.required_bytes", "must not be negative");
-        }
-        if (limit < 0) {
-            throw StowageException.invalid("capacity_range.limit_bytes", "must not be negative");
-        }
-        if (limit > 0 && limit < required) {
-            throw StowageException.invalid("capacity_range.limit_bytes",
-                    limit + " is smaller than required_bytes " + required);
-        }
-        long size = required > 0 ? required : (limit > 0 ? Math.min(limit, config.defaultVolumeBytes())
-                : config.defaultVolumeBytes());
-        size = roundUp(size);
-        if (limit > 0 && size > limit) {
-            throw new StowageException(ErrorCode.OUT_OF_RANGE, "capacity_range", "capacity_range: volumes are"
-                    + " sized in " + ALIGNMENT + "-byte blocks and none lies in [" + required + ", " + limit + "]", null);
-        }
-        if (size > config.maxVolumeBytes()) {
-            throw new StowageException(ErrorCode.OUT_OF_RANGE, "capacity_range.required_bytes",
-                    "capacity_range.required_bytes: " + size + " exceeds the largest volume, "
-                            + config.maxVolumeBytes() + " bytes", null);
-        }
-        return size;
-    }
-
-    /**
-     * Without a required size, a volume restored or cloned from a larger source takes the source's size
-     * rather than failing for being too small.
-     */
-    private long sizeForSource(long size, VolumeSpec spec) {
-        if (spec.requiredBytes() > 0) {
-            return size;
-        }
-        long sourceSize = 0;
-        if (spec.contentSource() instanceof VolumeSpec.ContentSource.FromSnapshot s) {
-            sourceSize = metadata.get(MetadataKeys.snapshot(s.snapshotId()))
-                    .map(x -> MetadataProtos.parseSnapshot(x.key(), x.value()).getSizeBytes()).orElse(0L);
-        } else if (spec.contentSource() instanceof VolumeSpec.ContentSource.FromVolume v) {
-            sourceSize = metadata.get(MetadataKeys.volume(v.volumeId()))
-                    .map(x -> MetadataProtos.parseVolume(x.key(), x.value()).getSizeBytes()).orElse(0L);
-        }
-        if (sourceSize > size && (spec.limitBytes() == 0 || sourceSize <= spec.limitBytes())) {
-            return roundUp(sourceSize);
-        }
-        return size;
-    }
-
-    /** RESOURCE_EXHAUSTED unless the pool can provision {@code size} more bytes beyond {@code alreadyCounted}. */
-    private void requireProvisionable(long size, long alreadyCounted) {
-        long provisionable = provisionableBytes(Map.of());
-        if (size - alreadyCounted > provisionable) {
-            throw new StowageException(ErrorCode.RESOURCE_EXHAUSTED, "capacity_range.required_bytes",
-                    "capacity_range.required_bytes: " + (size - alreadyCounted)
-                            + " more bytes exceed what the pool can still provision (" + provisionable + " bytes)", null);
-        }
-    }
-
-    private static long roundUp(long size) {
-        return (size + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT;
-    }
-
     @Override
     public void deleteVolume(String volumeId) {
         requireId("volume_id", volumeId);
@@ -431,7 +325,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     @Override
     public Page<Volume> listVolumes(int maxEntries, String startingToken) {
         List<Versioned> all = metadata.list(MetadataKeys.VOLUMES);
-        return page(all, MetadataKeys.VOLUMES, VOLUME_ID, maxEntries, startingToken,
+        return Pages.page(all, MetadataKeys.VOLUMES, VOLUME_ID, maxEntries, startingToken,
                 v -> toVolume(MetadataProtos.parseVolume(v.key(), v.value())));
     }
 
@@ -448,8 +342,8 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             if (requiredBytes <= r.getSizeBytes()) {
                 return r.getSizeBytes();
             }
-            long size = chooseSize(requiredBytes, limitBytes);
-            requireProvisionable(size, r.getSizeBytes());
+            long size = sizing.choose(requiredBytes, limitBytes);
+            sizing.requireProvisionable(size, r.getSizeBytes());
             fleet.resize(volumeId, size, replicaNodes(r));
             Attached a = attached.get(volumeId);
             if (a != null) {
@@ -588,7 +482,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 matching.add(v);
             }
         }
-        return page(matching, MetadataKeys.SNAPSHOTS, SNAPSHOT_ID, maxEntries, startingToken,
+        return Pages.page(matching, MetadataKeys.SNAPSHOTS, SNAPSHOT_ID, maxEntries, startingToken,
                 v -> MetadataProtos.toSnapshot(MetadataProtos.parseSnapshot(v.key(), v.value())));
     }
 
@@ -785,8 +679,8 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
 
     @Override
     public Capacity capacity(Map<String, String> topologySegments) {
-        long provisionable = provisionableBytes(topologySegments);
-        return new Capacity(provisionable, Math.min(provisionable, config.maxVolumeBytes()), ALIGNMENT);
+        long provisionable = sizing.provisionableBytes(topologySegments);
+        return new Capacity(provisionable, Math.min(provisionable, config.maxVolumeBytes()), VolumeSizing.ALIGNMENT);
     }
 
     @Override
@@ -824,79 +718,12 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
 
     // ---- helpers ----
 
-    private long provisionableBytes(Map<String, String> topology) {
-        try {
-            long provisioned = 0;
-            for (Versioned v : metadata.list(MetadataKeys.VOLUMES)) {
-                provisioned += MetadataProtos.parseVolume(v.key(), v.value()).getSizeBytes();
-            }
-            return fleet.provisionableBytes(topology, provisioned);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
     private static List<String> replicaNodes(VolumeRecord r) {
         return r.getReplicasList().stream().map(ReplicaRecord::getNodeId).toList();
     }
 
-    private <T> Page<T> page(List<Versioned> sorted, String prefix, Pattern idPattern, int maxEntries,
-                             String startingToken, java.util.function.Function<Versioned, T> convert) {
-        if (maxEntries < 0) {
-            throw StowageException.invalid("max_entries", "must not be negative");
-        }
-        String after = null;
-        if (startingToken != null && !startingToken.isEmpty()) {
-            if (!idPattern.matcher(startingToken).matches()) {
-                throw new StowageException(ErrorCode.ABORTED, "starting_token", "starting_token '"
-                        + startingToken + "' was not issued by this plugin", null);
-            }
-            after = startingToken;
-        }
-        List<T> items = new ArrayList<>();
-        String last = null;
-        boolean more = false;
-        for (Versioned v : sorted) {
-            String id = v.key().substring(prefix.length());
-            if (after != null && id.compareTo(after) <= 0) {
-                continue;
-            }
-            if (maxEntries > 0 && items.size() == maxEntries) {
-                more = true;
-                break;
-            }
-            items.add(convert.apply(v));
-            last = id;
-        }
-        return new Page<>(items, more ? last : "");
-    }
-
     private Volume toVolume(VolumeRecord r) {
-        return MetadataProtos.toVolume(r, condition(r));
-    }
-
-    /** Abnormal when a replica is not healthy, or when this node should hold data it does not have. */
-    private Volume.Condition condition(VolumeRecord r) {
-        List<String> unhealthy = r.getReplicasList().stream()
-                .filter(rep -> rep.getState() != ReplicaState.HEALTHY)
-                .map(rep -> rep.getNodeId() + " " + rep.getState()).toList();
-        if (!unhealthy.isEmpty()) {
-            return new Volume.Condition(true, (r.getReplicasCount() - unhealthy.size()) + " of "
-                    + r.getReplicasCount() + " replicas healthy; " + String.join(", ", unhealthy));
-        }
-        boolean heldHere = r.getReplicasList().stream().anyMatch(rep -> rep.getNodeId().equals(config.nodeId()));
-        if (heldHere) {
-            try {
-                if (!fleet.localVolumeIds().contains(r.getId())) {
-                    return new Volume.Condition(true, "replica data of volume " + r.getId()
-                            + " is missing on node " + config.nodeId());
-                }
-            } catch (IOException e) {
-                LOG.warn("cannot list the storage pool: {}", e.getMessage());
-                return new Volume.Condition(true, "storage pool of node " + config.nodeId() + " is unreadable");
-            }
-        }
-        return Volume.Condition.healthy();
+        return MetadataProtos.toVolume(r, VolumeConditions.of(r, config.nodeId(), fleet));
     }
 
     private void flushIfAttached(String volumeId) throws IOException {
@@ -922,46 +749,11 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     }
 
     private void updateRecord(String volumeId, UnaryOperator<VolumeRecord> change) {
-        updateRecord(metadata, volumeId, change);
-    }
-
-    /**
-     * Applies {@code change} to a volume's record by compare-and-set, re-reading and retrying when the
-     * record changed meanwhile; a missing record is left missing. {@code change} may throw to refuse.
-     */
-    static void updateRecord(MetadataStore metadata, String volumeId, UnaryOperator<VolumeRecord> change) {
-        for (int attempt = 0; ; attempt++) {
-            Optional<Versioned> v = metadata.get(MetadataKeys.volume(volumeId));
-            if (v.isEmpty()) {
-                return;
-            }
-            VolumeRecord r = MetadataProtos.parseVolume(v.get().key(), v.get().value());
-            VolumeRecord updated = change.apply(r);
-            if (updated.equals(r)) {
-                return;
-            }
-            try {
-                metadata.put(v.get().key(), updated.toByteArray(), v.get().modRevision());
-                return;
-            } catch (RevisionMismatchException e) {
-                if (attempt >= 5) {
-                    throw e;
-                }
-            }
-        }
+        VolumeRecords.update(metadata, volumeId, change);
     }
 
     private void deleteQuietly(Versioned v) {
-        try {
-            metadata.delete(v.key(), v.modRevision());
-        } catch (RevisionMismatchException e) {
-            LOG.debug("{} changed while being removed: left as it is", v.key());
-        }
-    }
-
-    private StowageException missingData(String volumeId) {
-        return new StowageException(ErrorCode.INTERNAL, "replica data of volume " + volumeId
-                + " is missing on node " + config.nodeId());
+        VolumeRecords.deleteQuietly(metadata, v);
     }
 
     private static String requireName(String field, String name) {

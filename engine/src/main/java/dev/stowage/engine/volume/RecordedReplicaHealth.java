@@ -80,7 +80,7 @@ final class RecordedReplicaHealth implements ReplicatedCoordinator.ReplicaHealth
     /** Applies {@code edit} to the record if it still belongs to this coordinator's epoch. */
     private void change(String what, Consumer<VolumeRecord.Builder> edit) throws IOException {
         try {
-            LocalVolumeService.updateRecord(metadata, volumeId, r -> {
+            VolumeRecords.update(metadata, volumeId, r -> {
                 if (r.getEpoch() != epoch) {
                     // A coordinator fenced by a newer attach must not touch the record its successor owns.
                     throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId
