@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import csi.v1.Csi;
-import dev.stowage.test.TestCluster.NodeSpec;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -31,11 +30,7 @@ class ClusterFailoverTest {
 
     @BeforeEach
     void startCluster() throws Exception {
-        cluster = TestCluster.start("cluster");
-        cluster.startNodes(NodeSpec.storage("n1", "127.0.0.2", "zone-a", null),
-                NodeSpec.storage("n2", "127.0.0.3", "zone-b", null),
-                NodeSpec.storage("n3", "127.0.0.4", "zone-c", null),
-                NodeSpec.storageless("n4", "127.0.0.5", "zone-a"));
+        cluster = TestCluster.startThreeStorageNodesAndOneStorageless("cluster");
     }
 
     @AfterEach

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import csi.v1.Csi;
-import dev.stowage.test.TestCluster.NodeSpec;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -38,11 +37,7 @@ class FencingTest {
 
     @BeforeEach
     void startCluster() throws Exception {
-        cluster = TestCluster.start("fencing");
-        cluster.startNodes(NodeSpec.storage("n1", "127.0.0.2", "zone-a", null),
-                NodeSpec.storage("n2", "127.0.0.3", "zone-b", null),
-                NodeSpec.storage("n3", "127.0.0.4", "zone-c", null),
-                NodeSpec.storageless("n4", "127.0.0.5", "zone-a"));
+        cluster = TestCluster.startThreeStorageNodesAndOneStorageless("fencing");
     }
 
     @AfterEach

@@ -76,6 +76,24 @@ public final class TestCluster implements AutoCloseable {
         }
     }
 
+    /**
+     * The cluster most tests need: storage nodes n1-n3 in zones a, b, c on 127.0.0.2-4 and the
+     * storage-less node n4 (zone a) on 127.0.0.5.
+     */
+    public static TestCluster startThreeStorageNodesAndOneStorageless(String name) throws Exception {
+        TestCluster cluster = start(name);
+        try {
+            cluster.startNodes(NodeSpec.storage("n1", "127.0.0.2", "zone-a", null),
+                    NodeSpec.storage("n2", "127.0.0.3", "zone-b", null),
+                    NodeSpec.storage("n3", "127.0.0.4", "zone-c", null),
+                    NodeSpec.storageless("n4", "127.0.0.5", "zone-a"));
+            return cluster;
+        } catch (Exception | Error e) {
+            cluster.close();
+            throw e;
+        }
+    }
+
     /** Starts the nodes in parallel and waits until each is ready; on failure every started node stays owned by this cluster. */
     public void startNodes(NodeSpec... wanted) throws Exception {
         List<StowageNode> starting = new ArrayList<>();
