@@ -498,14 +498,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             if (!nodeExists(nodeId)) {
                 throw StowageException.notFound("node", nodeId);
             }
-            VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
-            if (r.hasAttachment() && !r.getAttachment().getNodeId().equals(nodeId)
-                    && !fleet.nodeAlive(r.getAttachment().getNodeId())) {
-                // The old node is dead: its coordinator is fenced by the epoch the new attach takes.
-                LOG.warn("volume {}: taking it over from node {}, which is no longer alive", volumeId,
-                        r.getAttachment().getNodeId());
-                r = r.toBuilder().clearAttachment().build();
-            }
+            VolumeRecord r = withoutDeadHolder(MetadataProtos.parseVolume(v.key(), v.value()), nodeId);
             if (r.hasAttachment()) {
                 AttachmentRecord a = r.getAttachment();
                 if (!a.getNodeId().equals(nodeId)) {
@@ -586,13 +579,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                     + attached.size() + " volumes attached, its maximum");
         }
         Versioned v = requireVolume(volumeId);
-        VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
-        if (r.hasAttachment() && !r.getAttachment().getNodeId().equals(config.nodeId())
-                && !fleet.nodeAlive(r.getAttachment().getNodeId())) {
-            LOG.warn("volume {}: attaching here although node {} held it: that node is no longer alive", volumeId,
-                    r.getAttachment().getNodeId());
-            r = r.toBuilder().clearAttachment().build();
-        }
+        VolumeRecord r = withoutDeadHolder(MetadataProtos.parseVolume(v.key(), v.value()), config.nodeId());
         if (r.hasAttachment() && !r.getAttachment().getNodeId().equals(config.nodeId())) {
             throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId
                     + " is published on node " + r.getAttachment().getNodeId() + ", not on " + config.nodeId());
@@ -717,6 +704,20 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     }
 
     // ---- helpers ----
+
+    /**
+     * The record without its attachment when another node holds it and that node is no longer alive:
+     * the new attach takes a newer epoch, which fences the dead node's coordinator.
+     */
+    private VolumeRecord withoutDeadHolder(VolumeRecord r, String taker) {
+        if (r.hasAttachment() && !r.getAttachment().getNodeId().equals(taker)
+                && !fleet.nodeAlive(r.getAttachment().getNodeId())) {
+            LOG.warn("volume {}: node {} takes it over from node {}, which is no longer alive", r.getId(), taker,
+                    r.getAttachment().getNodeId());
+            return r.toBuilder().clearAttachment().build();
+        }
+        return r;
+    }
 
     private static List<String> replicaNodes(VolumeRecord r) {
         return r.getReplicasList().stream().map(ReplicaRecord::getNodeId).toList();
