@@ -48,6 +48,7 @@ run_jobs() {
       --iodepth=8 --output-format=terse >/dev/null
   for j in "${jobs[@]}"; do
     read -r name rw bs qd extra <<<"$j"
+    [[ -z ${ONLY:-} || " $ONLY " == *" $name "* ]] || continue
     fio --name="$name" --filename="$file" --rw="$rw" --bs="$bs" --iodepth="$qd" --size=1g --direct=1 \
         --ioengine=libaio --time_based --runtime="$runtime" --ramp_time=2 --group_reporting \
         --output-format=json ${extra:-} > "$dir/$name.json"

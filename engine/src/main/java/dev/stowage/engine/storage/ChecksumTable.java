@@ -11,9 +11,10 @@ import java.nio.file.Path;
 import java.util.Arrays;
 
 /**
- * The per-block crc32c table of one layer: a sparse file of one 8-byte entry per 4 KiB block,
- * memory-mapped lazily in 64 MiB chunks. An all-zero entry means "this layer holds no data for
- * the block" (so the unwritten part of the file, a hole, costs nothing).
+ * The per-block crc32c table of one layer: one 8-byte entry per 4 KiB block at the start of the
+ * layer's file (see {@link Layer}), memory-mapped lazily in 64 MiB chunks. An all-zero entry means
+ * "this layer holds no data for the block" (so the unwritten part of the table, a hole, costs
+ * nothing).
  *
  * <p>Entry layout (little endian long): low 32 bits the crc32c of the block's current content;
  * high 32 bits a word whose bit 0 ({@link #PRESENT}) marks the entry as written, bit 1
@@ -23,7 +24,8 @@ import java.util.Arrays;
  * that and leave room for the flags, which make a crc of 0 representable.
  *
  * <p>Threading: {@link #get} and {@link #put} are safe from any thread (aligned 8-byte accesses
- * on a shared mapping); callers serialise updates of one entry. Durability: {@link #force}.
+ * on a shared mapping); callers serialise updates of one entry. Durability: an fdatasync of the
+ * layer's file writes back the mapping's dirty pages too. The channel belongs to the layer.
  */
 final class ChecksumTable implements Closeable {
     static final long ABSENT = 0L;
@@ -41,7 +43,11 @@ final class ChecksumTable implements Closeable {
     private final FileChannel channel;
     private final Object mapLock = new Object();
     private volatile MappedByteBuffer[] chunks = new MappedByteBuffer[0];
-    /** Length of the file; only this object extends it (by mapping), so it is cached. */
+    /**
+     * A lower bound of the file's length: its length at open, raised by every mapping. A chunk
+     * that starts past it was never mapped, so it holds no entry (data writes may have extended
+     * the file since, but they never write the table region).
+     */
     private volatile long fileLength;
     private volatile boolean closed;
 
@@ -133,19 +139,10 @@ final class ChecksumTable implements Closeable {
         }
     }
 
-    /** Writes every mapped chunk's dirty pages to disk. */
-    void force() {
-        for (MappedByteBuffer m : chunks) {
-            if (m != null) {
-                m.force();
-            }
-        }
-    }
-
     /**
-     * Unmaps and closes. The caller guarantees that no thread uses this table any more: an access
-     * to an unmapped chunk would crash the JVM, which is why only the pool (after quiescing every
-     * reader) closes tables.
+     * Unmaps; the channel stays open (the layer closes it). The caller guarantees that no thread
+     * uses this table any more: an access to an unmapped chunk would crash the JVM, which is why
+     * only the pool (after quiescing every reader) closes tables.
      */
     @Override
     public void close() throws IOException {
@@ -158,14 +155,10 @@ final class ChecksumTable implements Closeable {
             cs = chunks;
             chunks = new MappedByteBuffer[0];
         }
-        try {
-            for (MappedByteBuffer m : cs) {
-                if (m != null) {
-                    Unmapper.unmap(m);
-                }
+        for (MappedByteBuffer m : cs) {
+            if (m != null) {
+                Unmapper.unmap(m);
             }
-        } finally {
-            channel.close();
         }
     }
 

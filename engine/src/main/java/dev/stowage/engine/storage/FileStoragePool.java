@@ -27,8 +27,7 @@ import org.slf4j.LoggerFactory;
  * <pre>
  * dataDir/manifest          structure (see {@link PoolManifest}), replaced atomically
  * dataDir/lock              held (flock) while a process has the pool open
- * dataDir/layers/L*.data    sparse block data of each layer
- * dataDir/layers/L*.crc     sparse crc32c table of each layer
+ * dataDir/layers/L*.layer   one sparse file per layer: its crc32c table, then its block data
  * </pre>
  *
  * <p>Every structural change creates its new layer files first (and fsyncs the directory), then
@@ -46,6 +45,8 @@ import org.slf4j.LoggerFactory;
 public final class FileStoragePool implements StoragePool {
     private static final Logger LOG = LoggerFactory.getLogger(FileStoragePool.class);
     static final String LAYERS_DIR = "layers";
+    /** On-disk format: where block data starts in a layer file (the checksum table comes first). */
+    public static final long LAYER_DATA_OFFSET = Layer.DATA_OFFSET;
 
     private final Path dataDir;
     private final Path layersDir;
@@ -149,7 +150,7 @@ public final class FileStoragePool implements StoragePool {
                 String name = f.getFileName().toString();
                 int dot = name.lastIndexOf('.');
                 String suffix = dot < 0 ? "" : name.substring(dot);
-                if (!suffix.equals(Layer.DATA_SUFFIX) && !suffix.equals(Layer.CRC_SUFFIX)) {
+                if (!suffix.equals(Layer.FILE_SUFFIX)) {
                     LOG.warn("pool {}: ignoring unknown file {}", dataDir, f);
                 } else if (!m.layers.containsKey(name.substring(0, dot))) {
                     LOG.info("pool {}: removing orphan layer file {}", dataDir, name);

@@ -10,71 +10,80 @@ import java.nio.file.StandardOpenOption;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * One copy-on-write layer: a sparse data file (block {@code b} at offset {@code b * 4096}) and its
- * {@link ChecksumTable}. A layer is writable while it is a volume's head, and frozen (never written
- * again) once a snapshot or clone has taken it. Its parent is fixed at creation.
+ * One copy-on-write layer: one sparse file {@code <id>.layer} in the layers directory holding the
+ * layer's {@link ChecksumTable} at offset 0 and its block data from {@link #DATA_OFFSET} on (block
+ * {@code b} at {@code DATA_OFFSET + b * 4096}). A layer is writable while it is a volume's head, and
+ * frozen (never written again) once a snapshot or clone has taken it. Its parent is fixed at creation.
+ *
+ * <p>Why one file: a flush must make data and checksums durable together, and on Linux every
+ * fdatasync of a file ends in its own device cache flush. With the table in a file of its own a
+ * flush cost two device flushes (measured: 4,873 against 6,911 fdatasync'd 4 KiB writes per second
+ * through ext4, loop and FUSE); with one file, one fdatasync covers the table's memory-mapped pages
+ * and the data.
  *
  * <p>Threading: positional I/O on a shared {@link FileChannel}, safe from any thread. Callers
- * serialise writers of one block. Files: {@code <id>.data} and {@code <id>.crc} in the layers directory.
+ * serialise writers of one block.
  */
 final class Layer implements Closeable {
-    static final String DATA_SUFFIX = ".data";
-    static final String CRC_SUFFIX = ".crc";
+    static final String FILE_SUFFIX = ".layer";
+    /**
+     * Where block data starts in a layer file: after room for the checksum table of the largest
+     * volume ({@link StorageIds#MAX_SIZE_BYTES} / 4096 blocks, 8 bytes each). The unused part of
+     * that room is a hole and costs nothing.
+     */
+    static final long DATA_OFFSET = StorageIds.MAX_SIZE_BYTES / 4096 * 8;
+    /**
+     * Largest single write to the layer file. The kernel sizes a page-cache folio by the write
+     * that creates it, and ext4 walks every 4 KiB buffer of a folio on each write into it: after
+     * 1 MiB writes had filled the cache with 1 MiB folios, a 4 KiB write cost 256 steps and random
+     * 4 KiB writes ran at half speed (45,330 against 89,870 IOPS after dropping the cache).
+     * Writing in small pieces keeps folios small; the extra system calls are cheap next to that.
+     */
+    static final int WRITE_PIECE = Integer.getInteger("stowage.layerWritePiece", 16 << 10);
 
     final String id;
     final Layer parent;
     final ChecksumTable table;
-    private final Path dataPath;
-    private final FileChannel data;
+    private final Path path;
+    private final FileChannel file;
     /** Data-file read calls, so tests can prove that unwritten ranges cost no I/O. */
     private final LongAdder dataReads = new LongAdder();
 
-    private Layer(String id, Layer parent, Path dataPath, FileChannel data, ChecksumTable table) {
+    private Layer(String id, Layer parent, Path path, FileChannel file) throws IOException {
         this.id = id;
         this.parent = parent;
-        this.dataPath = dataPath;
-        this.data = data;
-        this.table = table;
+        this.path = path;
+        this.file = file;
+        this.table = new ChecksumTable(path, file);
     }
 
-    /** Creates the layer's two files, failing if either exists. */
+    /** Creates the layer's file, failing if it exists. */
     static Layer create(Path dir, String id, Layer parent) throws IOException {
         return open(dir, id, parent, StandardOpenOption.CREATE_NEW);
     }
 
-    /** Opens the files of an existing layer, failing if either is missing. */
+    /** Opens the file of an existing layer, failing if it is missing. */
     static Layer open(Path dir, String id, Layer parent) throws IOException {
         return open(dir, id, parent, StandardOpenOption.READ);
     }
 
     private static Layer open(Path dir, String id, Layer parent, StandardOpenOption mode) throws IOException {
-        Path dataPath = dir.resolve(id + DATA_SUFFIX);
-        Path crcPath = dir.resolve(id + CRC_SUFFIX);
-        FileChannel d = FileChannel.open(dataPath, StandardOpenOption.READ, StandardOpenOption.WRITE, mode);
+        Path path = dir.resolve(id + FILE_SUFFIX);
+        FileChannel f = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE, mode);
         try {
-            FileChannel c = FileChannel.open(crcPath, StandardOpenOption.READ, StandardOpenOption.WRITE, mode);
-            try {
-                return new Layer(id, parent, dataPath, d, new ChecksumTable(crcPath, c));
-            } catch (IOException | RuntimeException e) {
-                c.close();
-                throw e;
-            }
+            return new Layer(id, parent, path, f);
         } catch (IOException | RuntimeException e) {
-            d.close();
+            f.close();
             if (mode == StandardOpenOption.CREATE_NEW) {
-                Files.deleteIfExists(dataPath);
-                Files.deleteIfExists(crcPath);
+                Files.deleteIfExists(path);
             }
             throw e;
         }
     }
 
-    Path dataPath() {
-        return dataPath;
-    }
-
-    Path crcPath() {
-        return table.path();
+    /** The layer's file. */
+    Path path() {
+        return path;
     }
 
     long dataReads() {
@@ -87,9 +96,9 @@ final class Layer implements Closeable {
      */
     void readData(ByteBuffer dst, long position) throws IOException {
         dataReads.increment();
-        long pos = position;
+        long pos = DATA_OFFSET + position;
         while (dst.hasRemaining()) {
-            int n = data.read(dst, pos);
+            int n = file.read(dst, pos);
             if (n < 0) {
                 while (dst.hasRemaining()) {
                     dst.put((byte) 0);
@@ -100,42 +109,52 @@ final class Layer implements Closeable {
         }
     }
 
-    /** Writes all of {@code src} at {@code position}, advancing it to its limit. */
+    /**
+     * Writes all of {@code src} at {@code position}, advancing it to its limit, in pieces of at most
+     * {@link #WRITE_PIECE} bytes that never cross a multiple of it (see {@link #WRITE_PIECE}).
+     */
     void writeData(ByteBuffer src, long position) throws IOException {
-        long pos = position;
-        while (src.hasRemaining()) {
-            pos += data.write(src, pos);
+        long pos = DATA_OFFSET + position;
+        int limit = src.limit();
+        try {
+            while (src.position() < limit) {
+                long pieceEnd = (pos & -WRITE_PIECE) + WRITE_PIECE;
+                src.limit((int) Math.min(limit, src.position() + (pieceEnd - pos)));
+                while (src.hasRemaining()) {
+                    pos += file.write(src, pos);
+                }
+            }
+        } finally {
+            src.limit(limit);
         }
     }
 
     /**
-     * Makes checksums and data durable. Table first: a durable entry holds {new, previous} crcs, so
-     * whichever of the two contents the data file then holds after a crash is recognised.
+     * Makes checksums and data durable with one fdatasync: it writes back the file's dirty pages,
+     * those of the table's mapping included, then flushes the device cache once.
      */
     void force() throws IOException {
-        table.force();
-        data.force(false);
+        file.force(false);
     }
 
-    /** Bytes on disk of this layer's two files. */
+    /** Bytes on disk of this layer's file. */
     long allocatedBytes() throws IOException {
-        return DiskUsage.allocatedBytes(dataPath) + DiskUsage.allocatedBytes(table.path());
+        return DiskUsage.allocatedBytes(path);
     }
 
     @Override
     public void close() throws IOException {
         try {
-            data.close();
-        } finally {
             table.close();
+        } finally {
+            file.close();
         }
     }
 
-    /** Closes and removes both files. */
+    /** Closes and removes the file. */
     void closeAndDelete() throws IOException {
         close();
-        Files.deleteIfExists(dataPath);
-        Files.deleteIfExists(table.path());
+        Files.deleteIfExists(path);
     }
 
     @Override

@@ -43,7 +43,9 @@ import java.util.zip.CRC32C;
 final class PoolManifest {
     static final String FILE_NAME = "manifest";
     static final String TEMP_NAME = "manifest.tmp";
-    private static final String MAGIC = "stowage-pool-manifest 1";
+    /** Format 2: one file per layer (table and data); format 1 kept them in two files. */
+    private static final String MAGIC = "stowage-pool-manifest 2";
+    private static final String MAGIC_FORMAT_1 = "stowage-pool-manifest 1\n";
 
     record LayerRecord(String id, String parentId) {}
 
@@ -166,6 +168,11 @@ final class PoolManifest {
     }
 
     static PoolManifest parse(String source, String text) throws IOException {
+        if (text.startsWith(MAGIC_FORMAT_1)) {
+            throw new IOException(source + ": pool format 1 (a .data and a .crc file per layer) is not read by this"
+                    + " version, which keeps one .layer file per layer; move the volumes off this pool with the"
+                    + " version that wrote it, or re-create the pool");
+        }
         int end = text.lastIndexOf("crc32c ");
         if (!text.startsWith(MAGIC + "\n") || end < 0 || !text.endsWith("\n")) {
             throw new IOException(source + ": not a complete stowage pool manifest (missing header or crc32c line)");

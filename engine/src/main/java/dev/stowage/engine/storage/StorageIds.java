@@ -6,8 +6,11 @@ import java.util.regex.Pattern;
 final class StorageIds {
     private static final Pattern SAFE = Pattern.compile("[A-Za-z0-9._-]{1,128}");
 
-    /** Largest volume the pool accepts: 1 PiB (the checksum table of such a volume is 2 TiB, sparse). */
-    static final long MAX_SIZE_BYTES = 1L << 50;
+    /**
+     * Largest volume the pool accepts: 64 TiB. Its checksum table (128 GiB, sparse) sits in front
+     * of the data in every layer file, so this bound fixes where data starts ({@link Layer#DATA_OFFSET}).
+     */
+    static final long MAX_SIZE_BYTES = 64L << 40;
 
     private StorageIds() {}
 

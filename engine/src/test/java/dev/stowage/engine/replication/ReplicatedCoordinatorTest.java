@@ -285,16 +285,16 @@ class ReplicatedCoordinatorTest {
         assertEquals(State.HEALTHY, c.states().get("n1"));
     }
 
-    /** Flips one bit of the single layer data file of a node's pool (each pool holds one volume). */
+    /** Flips one bit of the data in the single layer file of a node's pool (each pool holds one volume). */
     private static void flipBitInDataFile(Node n, long offset) throws IOException {
         Path data;
         try (Stream<Path> files = Files.list(n.home.resolve("pool").resolve("layers"))) {
-            data = files.filter(p -> p.toString().endsWith(".data")).findFirst().orElseThrow();
+            data = files.filter(p -> p.toString().endsWith(".layer")).findFirst().orElseThrow();
         }
         try (RandomAccessFile f = new RandomAccessFile(data.toFile(), "rw")) {
-            f.seek(offset);
+            f.seek(FileStoragePool.LAYER_DATA_OFFSET + offset);
             int b = f.read();
-            f.seek(offset);
+            f.seek(FileStoragePool.LAYER_DATA_OFFSET + offset);
             f.write(b ^ 0x10);
             f.getFD().sync();
         }

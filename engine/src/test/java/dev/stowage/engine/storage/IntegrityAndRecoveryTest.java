@@ -69,9 +69,9 @@ class IntegrityAndRecoveryTest {
         ReplicaStore vol = reopen().create("vol", 4 * MIB);
         write(vol, 0, pattern(1, 8 * BS));
         vol.flush();
-        Path data = ((LayeredReplicaStore) vol).head().dataPath();
+        Path data = ((LayeredReplicaStore) vol).head().path();
         reopen();
-        flipBit(data, 5L * BS + 1234);
+        flipBit(data, Layer.DATA_OFFSET + 5L * BS + 1234);
         ReplicaStore again = pool.open("vol").orElseThrow();
 
         ChecksumMismatchException e = assertThrows(ChecksumMismatchException.class, () -> read(again, 0, 8 * BS));
@@ -92,9 +92,9 @@ class IntegrityAndRecoveryTest {
         ReplicaStore vol = reopen().create("vol", 4 * MIB);
         write(vol, 0, pattern(1, 2 * BS));
         pool.snapshot("vol", "s");
-        Path frozen = pool.snapshotLayer("s").dataPath();
+        Path frozen = pool.snapshotLayer("s").path();
         reopen();
-        flipBit(frozen, BS + 7);
+        flipBit(frozen, Layer.DATA_OFFSET + BS + 7);
         ReplicaStore again = pool.open("vol").orElseThrow();
         assertThrows(ChecksumMismatchException.class, () -> read(again, BS, BS));
         assertArrayEquals(java.util.Arrays.copyOf(pattern(1, 2 * BS), BS), read(again, 0, BS));
@@ -110,7 +110,7 @@ class IntegrityAndRecoveryTest {
         Layer head = ((LayeredReplicaStore) vol).head();
         long entry = head.table.get(3);
         head.table.put(3, ChecksumTable.encode(crc(pattern(2, BS)), entry));
-        head.table.force();
+        head.force();
         reopen();
         ReplicaStore again = pool.open("vol").orElseThrow();
         assertArrayEquals(old, read(again, 3L * BS, BS));
@@ -132,7 +132,7 @@ class IntegrityAndRecoveryTest {
         Layer head = ((LayeredReplicaStore) vol).head();
         head.table.put(0, ChecksumTable.encode(crc(pattern(2, BS)), ChecksumTable.ABSENT)); // over the snapshot
         head.table.put(9, ChecksumTable.encode(crc(pattern(3, BS)), ChecksumTable.ABSENT)); // never written
-        head.table.force();
+        head.force();
         reopen();
         ReplicaStore again = pool.open("vol").orElseThrow();
         assertArrayEquals(below, read(again, 0, BS));
@@ -157,8 +157,7 @@ class IntegrityAndRecoveryTest {
         pool.close();
         pool = null;
         Path layers = dir.resolve(FileStoragePool.LAYERS_DIR);
-        Files.write(layers.resolve("L0000000000000099.data"), new byte[10]);
-        Files.write(layers.resolve("L0000000000000099.crc"), new byte[10]);
+        Files.write(layers.resolve("L0000000000000099" + Layer.FILE_SUFFIX), new byte[10]);
         Files.write(layers.resolve("notes.txt"), new byte[1]);
         Files.writeString(dir.resolve(PoolManifest.TEMP_NAME), "half a manifest");
         reopen();
@@ -230,17 +229,20 @@ class IntegrityAndRecoveryTest {
 
     @Test
     void manifestReferencesAreValidated() {
-        String body = "stowage-pool-manifest 1\nnext-layer 3\nlayer L0000000000000001 -\n"
+        String body = "stowage-pool-manifest 2\nnext-layer 3\nlayer L0000000000000001 -\n"
                 + "volume v L0000000000000002 4096\n";
         IOException e = assertThrows(IOException.class, () -> PoolManifest.parse("m", withCrc(body)));
         assertTrue(e.getMessage().contains("volume v has unknown layer"), e.getMessage());
-        String shared = "stowage-pool-manifest 1\nnext-layer 3\nlayer L0000000000000001 -\n"
+        String shared = "stowage-pool-manifest 2\nnext-layer 3\nlayer L0000000000000001 -\n"
                 + "volume v L0000000000000001 4096\nsnapshot s L0000000000000001 4096 v\n";
         e = assertThrows(IOException.class, () -> PoolManifest.parse("m", withCrc(shared)));
         assertTrue(e.getMessage().contains("is shared"), e.getMessage());
-        String badId = "stowage-pool-manifest 1\nnext-layer 3\nvolume ../x L0000000000000001 4096\n";
+        String badId = "stowage-pool-manifest 2\nnext-layer 3\nvolume ../x L0000000000000001 4096\n";
         e = assertThrows(IOException.class, () -> PoolManifest.parse("m", withCrc(badId)));
         assertTrue(e.getMessage().contains("m line 3"), e.getMessage());
+        String formatOne = body.replace("manifest 2", "manifest 1");
+        e = assertThrows(IOException.class, () -> PoolManifest.parse("m", withCrc(formatOne)));
+        assertTrue(e.getMessage().contains("pool format 1"), e.getMessage());
     }
 
     private static String withCrc(String body) {

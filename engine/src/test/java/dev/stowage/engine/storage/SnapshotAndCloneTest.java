@@ -61,20 +61,17 @@ class SnapshotAndCloneTest {
         }
         for (String v : new String[] {"small", "huge"}) {
             Layer frozen = ((LayeredReplicaStore) volume(v)).head();
-            long dataSize = Files.size(frozen.dataPath());
-            long crcSize = Files.size(frozen.crcPath());
+            long frozenSize = Files.size(frozen.path());
             Set<String> before = layerFiles(dir);
 
             pool.snapshot(v, "snap-" + v);
 
             Set<String> after = layerFiles(dir);
-            assertEquals(before.size() + 2, after.size(), "a snapshot adds exactly one layer (two files)");
+            assertEquals(before.size() + 1, after.size(), "a snapshot adds exactly one layer file");
             Layer head = ((LayeredReplicaStore) volume(v)).head();
             assertEquals(frozen, head.parent);
-            assertEquals(0, Files.size(head.dataPath()), "new head holds no data");
-            assertEquals(0, Files.size(head.crcPath()), "new head holds no checksums");
-            assertEquals(dataSize, Files.size(frozen.dataPath()), "frozen layer is not copied or grown");
-            assertEquals(crcSize, Files.size(frozen.crcPath()));
+            assertEquals(0, Files.size(head.path()), "new head holds no data and no checksums");
+            assertEquals(frozenSize, Files.size(frozen.path()), "frozen layer is not copied or grown");
             assertEquals(volume(v).sizeBytes(), pool.snapshotSizeBytes("snap-" + v));
         }
         assertArrayEquals(pattern(2, (int) MIB), read(huge, huge.sizeBytes() - MIB, (int) MIB));
@@ -147,8 +144,8 @@ class SnapshotAndCloneTest {
         pool.deleteSnapshot("s2");
         Layer cHead = ((LayeredReplicaStore) volume("c")).head();
         assertEquals(Set.of(cHead.id, cHead.parent.id), pool.layerIds(), "only the clone's chain is left");
-        assertEquals(Set.of(cHead.id + ".data", cHead.id + ".crc", cHead.parent.id + ".data",
-                cHead.parent.id + ".crc"), layerFiles(dir), "the volume's and s2's layer files are removed");
+        assertEquals(Set.of(cHead.id + Layer.FILE_SUFFIX, cHead.parent.id + Layer.FILE_SUFFIX), layerFiles(dir),
+                "the volume's and s2's layer files are removed");
         assertArrayEquals(pattern(1, BS), read(volume("c"), 0, BS), "s1's layer lives on under the clone");
         pool.delete("c");
         assertEquals(Set.of(), layerFiles(dir), "no layer file outlives its last reference");
