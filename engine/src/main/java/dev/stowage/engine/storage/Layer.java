@@ -38,6 +38,7 @@ final class Layer implements Closeable {
      * 1 MiB writes had filled the cache with 1 MiB folios, a 4 KiB write cost 256 steps and random
      * 4 KiB writes ran at half speed (45,330 against 89,870 IOPS after dropping the cache).
      * Writing in small pieces keeps folios small; the extra system calls are cheap next to that.
+     * Readahead would build large folios too: {@link PageCacheAdvice#random} turns it off.
      */
     static final int WRITE_PIECE = Integer.getInteger("stowage.layerWritePiece", 16 << 10);
 
@@ -70,6 +71,7 @@ final class Layer implements Closeable {
     private static Layer open(Path dir, String id, Layer parent, StandardOpenOption mode) throws IOException {
         Path path = dir.resolve(id + FILE_SUFFIX);
         FileChannel f = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE, mode);
+        PageCacheAdvice.random(f);
         try {
             return new Layer(id, parent, path, f);
         } catch (IOException | RuntimeException e) {

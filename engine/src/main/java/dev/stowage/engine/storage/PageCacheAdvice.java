@@ -1,0 +1,96 @@
+package dev.stowage.engine.storage;
+
+import java.io.FileDescriptor;
+import java.lang.reflect.Field;
+import java.nio.channels.FileChannel;
+import jnr.ffi.LibraryLoader;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * posix_fadvise for the layer files, whose page cache must hold small folios only.
+ *
+ * <p>Why: ext4 walks every 4 KiB buffer of a page-cache folio on each write into it, so a 4 KiB
+ * write into a 2 MiB folio costs 512 steps. Readahead builds large folios: after a cold sequential
+ * read of a volume, random 4 KiB writes ran at 19,969 IOPS instead of 94,453. {@link #random}
+ * turns readahead off for one open file (the kernel then caches exactly the pages a read asks
+ * for, in 4 KiB folios); {@link Layer#writeData} keeps writes small for the same reason.
+ *
+ * <p>The advice is an optimisation only: where the descriptor or libc cannot be reached it is
+ * skipped (logged once) and everything else works as before.
+ */
+final class PageCacheAdvice {
+    private static final Logger LOG = LoggerFactory.getLogger(PageCacheAdvice.class);
+    static final int POSIX_FADV_RANDOM = 1;
+    static final int POSIX_FADV_DONTNEED = 4;
+
+    /** The one libc call this needs; public only because jnr-ffi implements it in another loader. */
+    public interface Fadvise {
+        int posix_fadvise(int fd, long offset, long len, int advice);
+    }
+
+    private static final Fadvise LIBC;
+    private static final Object UNSAFE;
+    private static final long CHANNEL_FD_OFFSET;
+    private static final long DESCRIPTOR_FD_OFFSET;
+    private static final java.lang.reflect.Method GET_OBJECT;
+    private static final java.lang.reflect.Method GET_INT;
+
+    static {
+        Fadvise libc = null;
+        Object unsafe = null;
+        long channelOffset = -1;
+        long descriptorOffset = -1;
+        java.lang.reflect.Method getObject = null;
+        java.lang.reflect.Method getInt = null;
+        try {
+            libc = LibraryLoader.create(Fadvise.class).load("c");
+            Class<?> u = Class.forName("sun.misc.Unsafe");
+            Field theUnsafe = u.getDeclaredField("theUnsafe");
+            theUnsafe.setAccessible(true);
+            unsafe = theUnsafe.get(null);
+            java.lang.reflect.Method fieldOffset = u.getMethod("objectFieldOffset", Field.class);
+            // FileChannelImpl keeps its descriptor in "fd" and FileDescriptor its number in "fd"
+            Class<?> impl = Class.forName("sun.nio.ch.FileChannelImpl");
+            channelOffset = (long) fieldOffset.invoke(unsafe, impl.getDeclaredField("fd"));
+            descriptorOffset = (long) fieldOffset.invoke(unsafe, FileDescriptor.class.getDeclaredField("fd"));
+            getObject = u.getMethod("getObject", Object.class, long.class);
+            getInt = u.getMethod("getInt", Object.class, long.class);
+        } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
+            LOG.info("page-cache advice unavailable ({}); layer files keep the kernel's default readahead", e.toString());
+            libc = null;
+        }
+        LIBC = libc;
+        UNSAFE = unsafe;
+        CHANNEL_FD_OFFSET = channelOffset;
+        DESCRIPTOR_FD_OFFSET = descriptorOffset;
+        GET_OBJECT = getObject;
+        GET_INT = getInt;
+    }
+
+    private PageCacheAdvice() {
+    }
+
+    /** Turns readahead off for {@code channel}'s open file; returns whether the kernel took the advice. */
+    static boolean random(FileChannel channel) {
+        return advise(channel, 0, 0, POSIX_FADV_RANDOM);
+    }
+
+    /** Drops the clean cached pages of a range (tests use it to start cold). */
+    static boolean dropCache(FileChannel channel, long offset, long length) {
+        return advise(channel, offset, length, POSIX_FADV_DONTNEED);
+    }
+
+    private static boolean advise(FileChannel channel, long offset, long length, int advice) {
+        if (LIBC == null || !channel.getClass().getName().equals("sun.nio.ch.FileChannelImpl")) {
+            return false;
+        }
+        try {
+            Object descriptor = GET_OBJECT.invoke(UNSAFE, channel, CHANNEL_FD_OFFSET);
+            int fd = (int) GET_INT.invoke(UNSAFE, descriptor, DESCRIPTOR_FD_OFFSET);
+            return fd >= 0 && LIBC.posix_fadvise(fd, offset, length, advice) == 0;
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            return false;
+        }
+    }
+}
