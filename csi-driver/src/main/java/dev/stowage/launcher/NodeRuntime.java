@@ -102,8 +102,9 @@ public final class NodeRuntime implements AutoCloseable {
         InetSocketAddress listen = options.listen().orElseThrow();
         String address = listen.getAddress().getHostAddress() + ":" + listen.getPort();
         NodeDescriptor self;
+        ReplicaServer server = null;
         if (pool != null) {
-            ReplicaServer server = ReplicaServer.start(listen, pool, options.dataDir().resolve("replication"));
+            server = ReplicaServer.start(listen, pool, options.dataDir().resolve("replication"));
             started.push(server);
             address = listen.getAddress().getHostAddress() + ":" + server.port();
             self = NodeDescriptor.storage(options.nodeId(), address, options.labels(), pool.capacityBytes(),
@@ -117,7 +118,7 @@ public final class NodeRuntime implements AutoCloseable {
         started.push(() -> group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly());
         LOG.info("node {} joined the cluster as {} at {}", options.nodeId(),
                 pool == null ? "a storage-less node" : "a storage node", address);
-        return LocalVolumeService.inCluster(config, metadata, membership, pool, group, REPLICA_REQUEST_TIMEOUT,
+        return LocalVolumeService.inCluster(config, metadata, membership, pool, server, group, REPLICA_REQUEST_TIMEOUT,
                 options.replicaReplaceTimeout(), options.rebuildBytesPerSecond(), frontend, Clock.systemUTC());
     }
 

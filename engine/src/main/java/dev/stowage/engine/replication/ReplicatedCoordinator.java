@@ -402,14 +402,23 @@ public final class ReplicatedCoordinator implements Coordinator {
         }
     }
 
+    /**
+     * Replicas that take writes, the local one last: an in-process endpoint does its work inside
+     * the call, so the remote requests are sent first and overlap it.
+     */
     private List<Member> writable() throws IOException {
         List<Member> out = new ArrayList<>();
         boolean anyHealthy = false;
+        Member local = members.get(localNodeId);
         for (Member m : members.values()) {
-            if (m.state != State.STALE) {
+            if (m != local && m.state != State.STALE) {
                 out.add(m);
                 anyHealthy |= m.state == State.HEALTHY;
             }
+        }
+        if (local != null && local.state != State.STALE) {
+            out.add(local);
+            anyHealthy |= local.state == State.HEALTHY;
         }
         if (!anyHealthy) {
             throw new IOException("volume " + volumeId + ": no healthy replica; refusing I/O rather than serve stale data");

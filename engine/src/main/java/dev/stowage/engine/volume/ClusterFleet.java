@@ -16,6 +16,7 @@ import dev.stowage.engine.replication.ReplicatedCoordinator;
 import dev.stowage.engine.replication.ReplicatedCoordinator.ReplicaHealth;
 import dev.stowage.engine.replication.net.RemoteReplica;
 import dev.stowage.engine.replication.net.RemoteReplicaEndpoint;
+import dev.stowage.engine.replication.net.ReplicaServer;
 import dev.stowage.engine.replication.net.ReplicaClient;
 import dev.stowage.engine.storage.StoragePool;
 import io.netty.channel.EventLoopGroup;
@@ -54,6 +55,8 @@ final class ClusterFleet implements ReplicaFleet {
     private final String localNodeId;
     private final Membership membership;
     private final StoragePool localPool;
+    /** This node's replica server, reached in-process for local replicas; null if storage-less. */
+    private final ReplicaServer localServer;
     private final EventLoopGroup group;
     private final Duration requestTimeout;
     private final double overprovisionRatio;
@@ -62,15 +65,23 @@ final class ClusterFleet implements ReplicaFleet {
     private final Map<String, NodeDescriptor> departed = new ConcurrentHashMap<>();
     private final AutoCloseable departures;
 
-    /**
-     * @param localPool this node's pool, or null on a storage-less node
-     * @param group event loops for replica connections (owned by the caller)
-     */
     ClusterFleet(String localNodeId, Membership membership, StoragePool localPool, EventLoopGroup group,
                  Duration requestTimeout, double overprovisionRatio) {
+        this(localNodeId, membership, localPool, null, group, requestTimeout, overprovisionRatio);
+    }
+
+    /**
+     * @param localPool this node's pool, or null on a storage-less node
+     * @param localServer the replica server serving {@code localPool}, or null: then local replicas
+     *     are reached over the network like the others
+     * @param group event loops for replica connections (owned by the caller)
+     */
+    ClusterFleet(String localNodeId, Membership membership, StoragePool localPool, ReplicaServer localServer,
+                 EventLoopGroup group, Duration requestTimeout, double overprovisionRatio) {
         this.localNodeId = localNodeId;
         this.membership = membership;
         this.localPool = localPool;
+        this.localServer = localServer;
         this.group = group;
         this.requestTimeout = requestTimeout;
         this.overprovisionRatio = overprovisionRatio;
@@ -204,10 +215,7 @@ final class ClusterFleet implements ReplicaFleet {
                     continue;
                 }
                 try {
-                    ReplicaClient c = client(view.nodeId());
-                    RemoteReplica replica = await(c.openAsync(volumeId, epoch), view.nodeId(), "open");
-                    endpoints.put(new RemoteReplicaEndpoint(view.nodeId(), replica, requestTimeout),
-                            ReplicatedCoordinator.State.HEALTHY);
+                    endpoints.put(endpoint(volumeId, view.nodeId(), epoch), ReplicatedCoordinator.State.HEALTHY);
                 } catch (IOException | RuntimeException e) {
                     // Recorded before the volume serves any write: invariant 3.
                     health.markStale(view.nodeId(), e);
@@ -225,8 +233,14 @@ final class ClusterFleet implements ReplicaFleet {
                 IoThrottle.system(limits));
     }
 
-    /** A fresh endpoint to {@code nodeId}'s replica of a volume, for a resync or a rebuild. */
+    /**
+     * A fresh endpoint to {@code nodeId}'s replica of a volume: in-process when the replica is this
+     * node's own, over the replication protocol otherwise.
+     */
     ReplicaEndpoint endpoint(String volumeId, String nodeId, long epoch) throws IOException {
+        if (localServer != null && nodeId.equals(localNodeId)) {
+            return localServer.openLocal(nodeId, volumeId, epoch);
+        }
         RemoteReplica replica = await(client(nodeId).openAsync(volumeId, epoch), nodeId, "open");
         return new RemoteReplicaEndpoint(nodeId, replica, requestTimeout);
     }

@@ -79,16 +79,19 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
 
     /**
      * A member of a cluster: replicas placed on the cluster's storage nodes and reached over the
-     * replication protocol. {@code localPool} is null on a storage-less node; {@code group} runs the
-     * replica connections and belongs to the caller.
+     * replication protocol. {@code localPool} and {@code localServer} (the replica server serving
+     * it, reached in-process for this node's own replicas) are null on a storage-less node;
+     * {@code group} runs the replica connections and belongs to the caller.
      */
     public static LocalVolumeService inCluster(VolumeServiceConfig config, MetadataStore metadata,
                                                dev.stowage.engine.cluster.Membership membership,
-                                               StoragePool localPool, io.netty.channel.EventLoopGroup group,
+                                               StoragePool localPool,
+                                               dev.stowage.engine.replication.net.ReplicaServer localServer,
+                                               io.netty.channel.EventLoopGroup group,
                                                java.time.Duration requestTimeout, java.time.Duration replicaReplaceTimeout,
                                                long rebuildBytesPerSecond, Frontend frontend, Clock clock) {
-        ClusterFleet fleet = new ClusterFleet(config.nodeId(), membership, localPool, group, requestTimeout,
-                config.overprovisionRatio());
+        ClusterFleet fleet = new ClusterFleet(config.nodeId(), membership, localPool, localServer, group,
+                requestTimeout, config.overprovisionRatio());
         LocalVolumeService service = new LocalVolumeService(config, metadata, fleet, frontend, clock);
         service.repairer = new ReplicaRepairer(fleet,
                 new ReplicaRepairer.Config(java.time.Duration.ofSeconds(1), replicaReplaceTimeout, rebuildBytesPerSecond),

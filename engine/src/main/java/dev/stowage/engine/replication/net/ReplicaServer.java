@@ -156,6 +156,26 @@ public final class ReplicaServer implements AutoCloseable {
     }
 
     /**
+     * An endpoint to this server's replica of {@code volumeId} for a coordinator in the same
+     * process ({@link LocalReplicaEndpoint}), admitted at {@code epoch} like an OPEN over the wire.
+     *
+     * @throws StaleEpochException if the replica has seen a newer epoch
+     * @throws IOException if the volume does not exist here or cannot be opened
+     */
+    public LocalReplicaEndpoint openLocal(String nodeId, String volumeId, long epoch) throws IOException {
+        ReplicaVolume v = volume(volumeId);
+        if (v == null) {
+            throw new ReplicaRequestException(localAddress(), volumeId, FrameStatus.NOT_FOUND,
+                    "volume " + volumeId + " does not exist on node " + nodeId);
+        }
+        if (!v.enter(epoch)) {
+            throw new StaleEpochException(localAddress(), volumeId, epoch, v.epoch.current());
+        }
+        v.exit();
+        return new LocalReplicaEndpoint(nodeId, localAddress(), v, epoch);
+    }
+
+    /**
      * The server's state of a volume, opened on first use; {@code null} if the pool has no such
      * volume. A cached state whose pool volume was deleted (or replaced) behind the server's back is
      * evicted first.

@@ -222,9 +222,7 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
     }
 
     private Frame flush(ReplicaVolume v, Frame req) throws IOException {
-        v.store.flush();
-        v.generations.force();
-        v.flushes.increment();
+        v.flush();
         return Frame.response(req, FrameStatus.OK, 0, 0, 0, Unpooled.EMPTY_BUFFER);
     }
 

@@ -113,6 +113,13 @@ final class ReplicaVolume {
         generations.close();
     }
 
+    /** Makes every admitted write durable: the data first, then the region generations that name it. */
+    void flush() throws IOException {
+        store.flush();
+        generations.force();
+        flushes.increment();
+    }
+
     boolean isDeleted() {
         return deleted;
     }

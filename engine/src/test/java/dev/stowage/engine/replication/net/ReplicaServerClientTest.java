@@ -217,6 +217,37 @@ class ReplicaServerClientTest {
     }
 
     @Test
+    void theInProcessEndpointSharesTheServersVolumeGenerationsAndFence() throws Exception {
+        LocalReplicaEndpoint local = server.openLocal("n1", VOL, 3);
+        byte[] data = random((int) MIB + 4096, 7);
+        get(local.writeAsync(MIB - 4096, ByteBuffer.wrap(data), 42));
+        get(local.flushAsync());
+        RemoteReplica remote = get(client.openAsync(VOL, 3));
+        assertArrayEquals(data, read(remote, MIB - 4096, data.length), "the remote side reads what the local one wrote");
+        assertArrayEquals(new long[] {42, 42, 0}, get(remote.generationsAsync(0, 3)),
+                "regions 0 and 1 carry the local write's generation, region 2 none");
+        assertArrayEquals(new long[] {42, 42, 0}, get(local.generationsAsync(0, 3)));
+        ByteBuffer back = ByteBuffer.allocate(4096);
+        get(local.readAsync(MIB, back));
+        assertArrayEquals(java.util.Arrays.copyOfRange(data, 4096, 8192), back.array());
+        VolumeCounters c = server.counters(VOL).orElseThrow();
+        assertEquals(1, c.writes());
+        assertEquals(1, c.flushes());
+
+        get(remote.raiseEpochAsync(4)); // another coordinator takes over
+        Throwable t = failure(local.writeAsync(0, ByteBuffer.wrap(new byte[4096]), 43));
+        StaleEpochException stale = assertInstanceOf(StaleEpochException.class, t);
+        assertEquals(3, stale.seen());
+        assertEquals(4, stale.current());
+        assertInstanceOf(StaleEpochException.class, failure(local.flushAsync()));
+        assertInstanceOf(StaleEpochException.class, assertThrows(IOException.class,
+                () -> server.openLocal("n1", VOL, 3)), "opening at an old epoch is refused too");
+        assertInstanceOf(ReplicaRequestException.class, assertThrows(IOException.class,
+                () -> server.openLocal("n1", "no-such-volume", 4)));
+        assertArrayEquals(new long[] {42}, get(remote.generationsAsync(0, 1)), "the refused write left nothing");
+    }
+
+    @Test
     void damagedWritePayloadIsRefusedWithChecksumMismatch() throws Exception {
         RemoteReplica r = get(client.openAsync(VOL, 1));
         byte[] data = random(4096, 9);
