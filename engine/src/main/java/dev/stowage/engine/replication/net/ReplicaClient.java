@@ -79,7 +79,7 @@ public final class ReplicaClient implements AutoCloseable {
                     protected void initChannel(SocketChannel ch) {
                         ReplicaClient c = new ReplicaClient(address, ch);
                         holder[0] = c;
-                        ch.pipeline().addLast(new FrameCodec(), c.new ResponseHandler());
+                        ch.pipeline().addLast(NettyTransport.flushCoalescer(), new FrameCodec(), c.new ResponseHandler());
                     }
                 });
         ChannelFuture cf = b.connect(address);

@@ -124,7 +124,8 @@ public final class ReplicaServer implements AutoCloseable {
                     @Override
                     protected void initChannel(SocketChannel ch) {
                         channels.add(ch);
-                        ch.pipeline().addLast(new FrameCodec(), new ReplicaServerHandler(ReplicaServer.this, io));
+                        ch.pipeline().addLast(NettyTransport.flushCoalescer(), new FrameCodec(),
+                                new ReplicaServerHandler(ReplicaServer.this, io));
                     }
                 });
         try {
