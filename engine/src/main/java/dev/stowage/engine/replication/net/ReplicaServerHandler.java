@@ -16,8 +16,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One connection of the replica server. Frames arrive on the event loop. WRITEs are served right
- * there: they only copy into the page cache, and handing each one to the I/O executor and its
+ * One connection of the replica server. Frames arrive on the event loop. Small WRITEs are served
+ * right there (see {@link #INLINE_WRITE_MAX}): they only copy into the page cache, and handing each one to the I/O executor and its
  * response back cost two thread wake-ups per write, the largest part of a replica's CPU under
  * random 4 KiB writes. Everything that may wait on the disk (READ, FLUSH, GENERATIONS, control
  * requests) goes to the server's I/O executor, and its response is written back from there.
@@ -34,6 +34,12 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
     static final int HIGH_WATER = 512;
     static final int LOW_WATER = 256;
     private static final int MAX_REGIONS = Frame.MAX_PAYLOAD / 8;
+    /**
+     * Largest WRITE served on the event loop. Bigger ones (sequential streams, resync copies of
+     * whole regions) spend long enough in checksums and copies that serialising them on the one
+     * event loop of a connection costs more than the hand-off to the I/O executor.
+     */
+    static final int INLINE_WRITE_MAX = 64 << 10;
 
     private final ReplicaServer server;
     private final Executor executor;
@@ -54,7 +60,7 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
         if (inFlight.incrementAndGet() > HIGH_WATER) {
             ctx.channel().config().setAutoRead(false);
         }
-        if (req.typeByte() == FrameType.WRITE.code()) {
+        if (req.typeByte() == FrameType.WRITE.code() && req.length() <= INLINE_WRITE_MAX) {
             serve(ctx, req);
             return;
         }
