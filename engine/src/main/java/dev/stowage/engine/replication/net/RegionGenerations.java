@@ -9,6 +9,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
  * The highest write generation of each 1 MiB region of one replica volume, kept durably next to
@@ -18,15 +20,20 @@ import java.util.Arrays;
  * {@code r} at byte {@code 8r}; a sparse file memory-mapped lazily in 1 MiB chunks (131072
  * regions, 128 GiB of volume, each), so regions never written cost nothing and read as 0.
  *
- * <p>Durability: {@link #record} changes the mapping only; {@link #force()} makes every earlier
- * record durable. The replica server forces after the data's flush, so a durable generation never
- * claims data that was not yet durable when the flush was answered. The kernel may still write a
- * dirty page back earlier: after a crash, a region written since the last flush may claim a
- * generation whose data was lost.
+ * <p>Durability, and why the file never runs ahead of the data: {@link #record} changes memory
+ * only (a map of the regions recorded since they were last persisted). A flush takes
+ * {@link #unpersisted()} before it makes the data durable and hands that batch to {@link #persist}
+ * after, which writes it to the file and forces it. So a generation reaches the file only once the
+ * data it names is on disk. (An earlier version recorded straight into the mapping; the kernel may
+ * write a dirty mapped page back at any time, so after a power loss a replica could claim a
+ * generation whose data was lost, and a resync would then skip that region.) A crash loses the
+ * unpersisted records: the replica then claims older generations than it holds, and a resync copies
+ * more than it needed to, never less.
  *
- * <p>Threading: thread-safe; records are serialised by the table's monitor (a few regions each).
- * Mappings are released when the table is garbage collected: {@link #close()} only closes the
- * file, so a racing reader never touches unmapped memory.
+ * <p>Threading: thread-safe; records are serialised by the table's monitor (a few regions each);
+ * a persist forces the file outside the monitor, so writes go on meanwhile. Mappings are released
+ * when the table is garbage collected: {@link #close()} only closes the file, so a racing reader
+ * never touches unmapped memory.
  */
 public final class RegionGenerations implements Closeable {
     public static final int REGION_SHIFT = 20;
@@ -41,6 +48,8 @@ public final class RegionGenerations implements Closeable {
     private MappedByteBuffer[] chunks = new MappedByteBuffer[0];
     private long fileLength;
     private boolean closed;
+    /** Region to generation, for records not yet persisted; each value above the file's. */
+    private final Map<Long, Long> unpersisted = new HashMap<>();
 
     private RegionGenerations(Path path, FileChannel channel) throws IOException {
         this.path = path;
@@ -75,16 +84,15 @@ public final class RegionGenerations implements Closeable {
         if (offset < 0 || length < 0) {
             throw new IllegalArgumentException("offset and length must be >= 0: " + offset + ", " + length);
         }
+        ensureOpen();
         if (length == 0) {
             return;
         }
         long first = regionOf(offset);
         long last = regionOf(offset + length - 1);
         for (long r = first; r <= last; r++) {
-            MappedByteBuffer m = chunk(r, true);
-            int at = (int) ((r & REGION_MASK) << 3);
-            if (Long.compareUnsigned(m.getLong(at), generation) < 0) {
-                m.putLong(at, generation);
+            if (Long.compareUnsigned(current(r), generation) < 0) {
+                unpersisted.put(r, generation);
             }
         }
     }
@@ -94,22 +102,58 @@ public final class RegionGenerations implements Closeable {
         if (firstRegion < 0 || count < 0) {
             throw new IllegalArgumentException("firstRegion and count must be >= 0: " + firstRegion + ", " + count);
         }
+        ensureOpen();
         long[] out = new long[count];
         for (int i = 0; i < count; i++) {
-            long r = firstRegion + i;
-            MappedByteBuffer m = chunk(r, false);
-            out[i] = m == null ? 0 : m.getLong((int) ((r & REGION_MASK) << 3));
+            out[i] = current(firstRegion + i);
         }
         return out;
     }
 
-    /** Makes every earlier {@link #record} durable. */
-    public synchronized void force() throws IOException {
-        ensureOpen();
-        for (MappedByteBuffer m : chunks) {
+    private long current(long region) throws IOException {
+        Long recorded = unpersisted.get(region);
+        return recorded != null ? recorded : persisted(region);
+    }
+
+    private long persisted(long region) throws IOException {
+        MappedByteBuffer m = chunk(region, false);
+        return m == null ? 0 : m.getLong((int) ((region & REGION_MASK) << 3));
+    }
+
+    /**
+     * The records not yet persisted, as of now: take this before making the data durable, and
+     * pass it to {@link #persist} once it is.
+     */
+    public synchronized Map<Long, Long> unpersisted() {
+        return new HashMap<>(unpersisted);
+    }
+
+    /** Writes {@code batch} (from {@link #unpersisted()}) to the file and makes it durable. */
+    public void persist(Map<Long, Long> batch) throws IOException {
+        if (batch.isEmpty()) {
+            return;
+        }
+        MappedByteBuffer[] touched;
+        synchronized (this) {
+            ensureOpen();
+            for (Map.Entry<Long, Long> e : batch.entrySet()) {
+                long r = e.getKey();
+                MappedByteBuffer m = chunk(r, true);
+                int at = (int) ((r & REGION_MASK) << 3);
+                if (Long.compareUnsigned(m.getLong(at), e.getValue()) < 0) {
+                    m.putLong(at, e.getValue());
+                }
+            }
+            touched = chunks.clone();
+        }
+        for (MappedByteBuffer m : touched) {
             if (m != null) {
                 m.force();
             }
+        }
+        synchronized (this) {
+            // entries raised again meanwhile stay until a later persist
+            batch.forEach(unpersisted::remove);
         }
     }
 
@@ -143,18 +187,18 @@ public final class RegionGenerations implements Closeable {
         }
     }
 
-    /** Forces and closes; later calls fail with {@link IOException}. */
+    /**
+     * Closes; later calls fail with {@link IOException}. Unpersisted records are dropped: their data
+     * was not flushed, and a table that lags its data only makes a later resync copy more.
+     */
     @Override
     public synchronized void close() throws IOException {
         if (closed) {
             return;
         }
-        try {
-            force();
-        } finally {
-            closed = true;
-            chunks = new MappedByteBuffer[0];
-            channel.close();
-        }
+        closed = true;
+        unpersisted.clear();
+        chunks = new MappedByteBuffer[0];
+        channel.close();
     }
 }

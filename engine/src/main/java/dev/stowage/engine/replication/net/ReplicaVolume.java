@@ -97,8 +97,8 @@ final class ReplicaVolume {
     }
 
     /**
-     * Marks the volume deleted once every admitted request has finished, then closes (forcing)
-     * its region generations. Idempotent.
+     * Marks the volume deleted once every admitted request has finished, then closes its region
+     * generations. Idempotent.
      */
     void markDeleted() throws IOException {
         fence.writeLock().lock();
@@ -113,10 +113,14 @@ final class ReplicaVolume {
         generations.close();
     }
 
-    /** Makes every admitted write durable: the data first, then the region generations that name it. */
+    /**
+     * Makes every admitted write durable: the data first, then the region generations recorded
+     * before it (see {@link RegionGenerations}), so that the file never claims data that is not on disk.
+     */
     void flush() throws IOException {
+        java.util.Map<Long, Long> recorded = generations.unpersisted();
         store.flush();
-        generations.force();
+        generations.persist(recorded);
         flushes.increment();
     }
 
