@@ -13,7 +13,7 @@ import java.util.Set;
  * its value, is a {@link UsageException}. Not thread-safe.
  */
 public final class Args {
-    static final Set<String> SWITCHES = Set.of("read-only", "help");
+    static final Set<String> SWITCHES = Set.of("read-only", "force", "help");
     private final List<String> words;
     private final Map<String, String> flags;
 

@@ -167,11 +167,11 @@ final class Commands {
 
     /** Publishes the volume to the node and, when that node is the endpoint's own, attaches it there too. */
     private void volumeAttach(Args args) {
-        args.allowOnly("volume attach", "node", "read-only");
+        args.allowOnly("volume attach", "node", "read-only", "force");
         Volume v = resolveVolume(args.operands(2, "NAME|ID").get(0));
         String node = args.required("node");
         boolean readOnly = args.has("read-only");
-        api.publish(v.id(), node, readOnly);
+        api.publish(v.id(), node, readOnly, args.has("force"));
         Optional<Path> device = Optional.empty();
         if (node.equals(api.localNode().nodeId())) {
             device = Optional.of(api.attachDevice(v.id()));

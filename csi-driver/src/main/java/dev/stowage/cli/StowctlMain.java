@@ -25,8 +25,10 @@ public final class StowctlMain {
               volume create NAME --size SIZE --repl N [--fs ext4|xfs]
               volume list
               volume inspect NAME|ID
-              volume attach NAME|ID --node ID [--read-only]   publish; on the endpoint's node also attach
-                                                              and print the device path
+              volume attach NAME|ID --node ID [--read-only] [--force]
+                                                              publish; on the endpoint's node also attach
+                                                              and print the device path; --force takes the
+                                                              volume over from a live node (fencing it)
               volume detach NAME|ID
               volume resize NAME|ID --size SIZE
               volume delete NAME|ID

@@ -169,6 +169,10 @@ class StowctlMainTest {
         ok(stowctl("volume", "detach", id));
         assertFalse(frontend.exports().containsKey(id));
         assertTrue(volumes.getVolume(id).orElseThrow().attachment().isEmpty());
+        // --force is a switch (the take-over from a live node is tested on a real cluster in FencingTest)
+        ok(stowctl("volume", "attach", "web", "--node", "node-a", "--force"));
+        assertEquals("node-a", volumes.getVolume(id).orElseThrow().attachment().orElseThrow().nodeId());
+        ok(stowctl("volume", "detach", id));
 
         Map<String, Object> snap = (Map<String, Object>) stowctl("snapshot", "create", "nightly", "--volume", "web",
                 "-o", "json").json();

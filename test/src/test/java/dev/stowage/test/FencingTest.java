@@ -1,17 +1,24 @@
 package dev.stowage.test;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import csi.v1.Csi;
+import dev.stowage.engine.api.ErrorCode;
+import dev.stowage.engine.api.StowageException;
+import dev.stowage.engine.api.Volume;
+import dev.stowage.engine.api.grpc.RemoteVolumeService;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
@@ -49,13 +56,7 @@ class FencingTest {
 
     @Test
     void aFrozenCoordinatorCanNoLongerWriteOnceTheVolumeIsAttachedElsewhere() throws Exception {
-        String volumeId;
-        try (CsiClient c = cluster.csi("n1")) {
-            volumeId = c.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName("fenced")
-                    .addVolumeCapabilities(TestCluster.block()).putParameters("repl", "3")
-                    .setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(64L << 20)).build())
-                    .getVolume().getVolumeId();
-        }
+        String volumeId = createVolume("fenced");
         Path oldDevice = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
         BlockWorkload workload = new BlockWorkload(oldDevice, BLOCKS, WRITES_PER_FLUSH).start();
         workload.awaitFlushes(50, Duration.ofSeconds(60));
@@ -99,5 +100,64 @@ class FencingTest {
             assertFalse(condition.getAbnormal(), "a fenced coordinator must not change the volume's record,"
                     + " but the replica states now say: " + condition.getMessage());
         }
+    }
+
+    /**
+     * Invariant 2 against a live, running coordinator that an operator forces off (as when its
+     * node is cut from its client but not from the cluster): the publication on n4 is refused
+     * without {@code force}, taken over with it; attaching on n1 fences n4's coordinator, whose
+     * writes then fail while the pattern written through n1 reads back; n4's later clean-up must
+     * not touch n1's attachment.
+     */
+    @Test
+    void aLiveCoordinatorForcedOffCanNoLongerWrite() throws Exception {
+        String volumeId = createVolume("forced");
+        Path oldDevice = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
+        BlockWorkload workload = new BlockWorkload(oldDevice, BLOCKS, WRITES_PER_FLUSH).start();
+        workload.awaitFlushes(50, Duration.ofSeconds(60));
+
+        try (RemoteVolumeService api = RemoteVolumeService.connect(managementEndpoint("n1"))) {
+            StowageException refused = assertThrows(StowageException.class, () -> api.publish(volumeId, "n1", false));
+            assertEquals(ErrorCode.FAILED_PRECONDITION, refused.code(), refused.getMessage());
+            assertEquals("n1", api.publish(volumeId, "n1", false, true).attachment().orElseThrow().nodeId());
+            Path newDevice = cluster.attach("n1", volumeId, TestCluster.block(), Duration.ofSeconds(30));
+            BlockWorkload.writePattern(newDevice, PATTERN, BLOCKS);
+
+            assertTrue(workload.awaitEnd(Duration.ofSeconds(30)), "the writer on the forced-off coordinator's device"
+                    + " did not fail within 30 s (" + workload.flushes() + " flushes)");
+            assertInstanceOf(IOException.class, workload.failure(), "the writer must end with an I/O error");
+            assertThrows(IOException.class, () -> BlockWorkload.writeOneDirect(oldDevice, PATTERN - 1, 0),
+                    "a new write through the forced-off coordinator must fail");
+            BlockWorkload.verifyPattern(newDevice, PATTERN, BLOCKS);
+
+            cluster.unstage("n4", volumeId, oldDevice);
+            Volume.Attachment a = api.getVolume(volumeId).orElseThrow().attachment().orElseThrow();
+            assertEquals("n1", a.nodeId());
+            assertTrue(a.devicePath().isPresent(), "n4's clean-up cleared n1's device: " + a);
+            BlockWorkload.verifyPattern(newDevice, PATTERN, BLOCKS);
+            System.out.printf("forced take-over: %d flushes on n4 before; its writer failed with %s%n",
+                    workload.flushes(), workload.failure());
+        }
+    }
+
+    private String createVolume(String name) {
+        try (CsiClient c = cluster.csi("n1")) {
+            return c.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName(name)
+                    .addVolumeCapabilities(TestCluster.block()).putParameters("repl", "3")
+                    .setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(64L << 20)).build())
+                    .getVolume().getVolumeId();
+        }
+    }
+
+    /** The management API address {@code node} logged at start (tests bind it to a free port). */
+    private String managementEndpoint(String node) throws IOException {
+        Pattern serving = Pattern.compile("is serving the management API on (\\S+)");
+        for (String line : Files.readAllLines(cluster.node(node).log())) {
+            Matcher m = serving.matcher(line);
+            if (m.find()) {
+                return m.group(1);
+            }
+        }
+        throw new IllegalStateException("node " + node + " logged no management API address");
     }
 }

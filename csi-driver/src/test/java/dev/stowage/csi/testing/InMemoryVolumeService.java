@@ -206,9 +206,9 @@ public final class InMemoryVolumeService implements VolumeService {
     }
 
     @Override
-    public synchronized Volume publish(String volumeId, String nodeId, boolean readOnly) {
+    public synchronized Volume publish(String volumeId, String nodeId, boolean readOnly, boolean force) {
         Volume v = getVolume(volumeId).orElseThrow(() -> StowageException.notFound("volume", volumeId));
-        if (v.attachment().isPresent() && !v.attachment().get().nodeId().equals(nodeId)) {
+        if (!force && v.attachment().isPresent() && !v.attachment().get().nodeId().equals(nodeId)) {
             throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId + " is published to "
                     + v.attachment().get().nodeId());
         }

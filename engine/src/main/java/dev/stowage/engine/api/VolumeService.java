@@ -54,9 +54,19 @@ public interface VolumeService {
 
     /**
      * Records that {@code volumeId} is to be used on {@code nodeId} (CSI ControllerPublish).
-     * FAILED_PRECONDITION if it is published read-write to another node.
+     * FAILED_PRECONDITION if it is published to another node that is alive.
      */
-    Volume publish(String volumeId, String nodeId, boolean readOnly);
+    default Volume publish(String volumeId, String nodeId, boolean readOnly) {
+        return publish(volumeId, nodeId, readOnly, false);
+    }
+
+    /**
+     * As {@link #publish(String, String, boolean)}; with {@code force} a publication on another
+     * node, even a live one, is taken over. The attach on {@code nodeId} raises the volume's epoch,
+     * which fences the old node's coordinator (its writes fail from then on). For an operator who
+     * knows the old node is cut off; the CSI path never forces.
+     */
+    Volume publish(String volumeId, String nodeId, boolean readOnly, boolean force);
 
     /** Removes the publication to {@code nodeId}; no-op if it is not published there. */
     void unpublish(String volumeId, String nodeId);

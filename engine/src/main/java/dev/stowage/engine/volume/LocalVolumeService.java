@@ -492,7 +492,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     // ---- publication and attachment ----
 
     @Override
-    public Volume publish(String volumeId, String nodeId, boolean readOnly) {
+    public Volume publish(String volumeId, String nodeId, boolean readOnly, boolean force) {
         requireId("volume_id", volumeId);
         requireName("node_id", nodeId);
         lock.lock();
@@ -502,11 +502,17 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 throw StowageException.notFound("node", nodeId);
             }
             VolumeRecord r = withoutDeadHolder(MetadataProtos.parseVolume(v.key(), v.value()), nodeId);
+            if (r.hasAttachment() && force && !r.getAttachment().getNodeId().equals(nodeId)) {
+                LOG.warn("volume {}: publication on live node {} taken over by node {} (forced); its coordinator"
+                        + " is fenced at the next attach", volumeId, r.getAttachment().getNodeId(), nodeId);
+                r = r.toBuilder().clearAttachment().build();
+            }
             if (r.hasAttachment()) {
                 AttachmentRecord a = r.getAttachment();
                 if (!a.getNodeId().equals(nodeId)) {
                     throw new StowageException(ErrorCode.FAILED_PRECONDITION, "volume " + volumeId
-                            + " is published on node " + a.getNodeId() + "; unpublish it there first");
+                            + " is published on node " + a.getNodeId() + "; unpublish it there first"
+                            + " (or force the take-over if that node is cut off)");
                 }
                 if (a.getReadOnly() != readOnly) {
                     throw new StowageException(ErrorCode.ALREADY_EXISTS, "readonly", "volume " + volumeId
@@ -636,7 +642,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             if (a != null) {
                 closeAttached(volumeId, a);
             }
-            updateRecord(volumeId, r -> r.hasAttachment()
+            updateRecord(volumeId, r -> r.hasAttachment() && r.getAttachment().getNodeId().equals(config.nodeId())
                     ? r.toBuilder().setAttachment(r.getAttachment().toBuilder().clearDevicePath()).build() : r);
         } catch (IOException e) {
             throw asStowage(e, "detach volume " + volumeId);

@@ -52,6 +52,18 @@ class PublishAttachTest extends VolumeServiceHarness {
         // Unpublishing from a node it is not published on is a no-op.
         service.unpublish(v.id(), NODE);
         assertEquals("node-b", service.getVolume(v.id()).orElseThrow().attachment().orElseThrow().nodeId());
+
+        // An operator who knows node-b is cut off forces the take-over; the attach fences node-b.
+        long epochBefore = service.getVolume(v.id()).orElseThrow().epoch();
+        Volume taken = service.publish(v.id(), NODE, false, true);
+        assertEquals(NODE, taken.attachment().orElseThrow().nodeId());
+        Path device = service.attachDevice(v.id());
+        Volume after = service.getVolume(v.id()).orElseThrow();
+        assertEquals(Optional.of(device.toString()), after.attachment().orElseThrow().devicePath());
+        assertTrue(after.epoch() > epochBefore, "the forced take-over raises the epoch at attach");
+        assertEquals(after.epoch(), service.coordinator(v.id()).orElseThrow().epoch());
+        assertEquals(after.attachment(), service.publish(v.id(), NODE, false, true).attachment(),
+                "forcing onto the node that holds it already changes nothing");
     }
 
     private static Object invoke(java.lang.reflect.Method method, Object target, Object[] args) throws Throwable {

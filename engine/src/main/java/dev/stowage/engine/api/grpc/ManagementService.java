@@ -156,7 +156,8 @@ public final class ManagementService extends ManagementGrpc.ManagementImplBase {
     public void publish(PublishRequest request, StreamObserver<PublishResponse> out) {
         unary("Publish", out, () -> PublishResponse.newBuilder()
                 .setVolume(ManagementProtos.toProto(
-                        volumes.publish(request.getVolumeId(), request.getNodeId(), request.getReadOnly())))
+                        volumes.publish(request.getVolumeId(), request.getNodeId(), request.getReadOnly(),
+                                request.getForce())))
                 .build());
     }
 

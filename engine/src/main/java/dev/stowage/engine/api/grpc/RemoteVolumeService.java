@@ -228,9 +228,9 @@ public final class RemoteVolumeService implements VolumeService, AutoCloseable {
     }
 
     @Override
-    public Volume publish(String volumeId, String nodeId, boolean readOnly) {
+    public Volume publish(String volumeId, String nodeId, boolean readOnly, boolean force) {
         return ManagementProtos.toDomain(call(s -> s.publish(PublishRequest.newBuilder().setVolumeId(str(volumeId))
-                .setNodeId(str(nodeId)).setReadOnly(readOnly).build())).getVolume());
+                .setNodeId(str(nodeId)).setReadOnly(readOnly).setForce(force).build())).getVolume());
     }
 
     @Override
