@@ -356,8 +356,19 @@ public final class ReplicatedCoordinator implements Coordinator {
     }
 
     /** Waits for every replica's answer; marks failed ones STALE; fails if no healthy replica acknowledged. */
+    /**
+     * Waits for every target, then records the replicas that failed as STALE, but only when a
+     * healthy one succeeded. When none did, the request fails and no replica is marked: nothing was
+     * acknowledged that a replica could have missed (invariant 3 needs no record), and when every
+     * replica fails at once the likely cause is this coordinator's own network, not all of them.
+     * Marking them all STALE would leave the volume with no healthy replica anywhere, so not even a
+     * new coordinator on a well-connected node could attach it.
+     */
     private void settle(List<Member> targets, List<CompletableFuture<Void>> futures, String what) throws IOException {
         int healthyAcks = 0;
+        List<Member> failed = new ArrayList<>();
+        List<IOException> causes = new ArrayList<>();
+        StaleEpochException stale = null;
         for (int i = 0; i < targets.size(); i++) {
             Member m = targets.get(i);
             try {
@@ -366,14 +377,24 @@ public final class ReplicatedCoordinator implements Coordinator {
                     healthyAcks++;
                 }
             } catch (StaleEpochException e) {
-                fence(e);
-                throw e;
+                stale = stale == null ? e : stale;
             } catch (IOException e) {
-                markStale(m, what, e);
+                failed.add(m);
+                causes.add(e);
             }
         }
+        if (stale != null) {
+            fence(stale);
+            throw stale;
+        }
         if (healthyAcks == 0) {
-            throw new IOException("volume " + volumeId + ": " + what + " failed: no healthy replica is left");
+            IOException e = new IOException("volume " + volumeId + ": " + what + " failed on every healthy replica;"
+                    + " none is marked stale (nothing was acknowledged)", causes.isEmpty() ? null : causes.get(0));
+            causes.stream().skip(1).forEach(e::addSuppressed);
+            throw e;
+        }
+        for (int i = 0; i < failed.size(); i++) {
+            markStale(failed.get(i), what, causes.get(i));
         }
     }
 

@@ -206,6 +206,10 @@ class ReplicatedCoordinatorTest {
         assertThrows(IOException.class, () -> write(c, 0, pattern(4096, 6)));
         assertThrows(IOException.class, () -> read(c, 0, 4096));
         assertThrows(IOException.class, c::flush);
+        // Every replica failed at once: nothing was acknowledged, and none is recorded STALE, so a
+        // coordinator elsewhere (a better-connected node) can still attach the volume.
+        assertEquals(List.of(), health.events);
+        assertEquals(java.util.Set.of(State.HEALTHY), java.util.Set.copyOf(c.states().values()));
     }
 
     @Test
