@@ -140,6 +140,60 @@ class FencingTest {
         }
     }
 
+    /**
+     * Invariant 2 against a coordinator cut off from its replicas (a network partition) but not from
+     * etcd, so it stays a live member: its writes time out on every replica and fail without marking
+     * any replica STALE (else no node could attach the volume any more); the volume is forced onto
+     * n1 and a pattern written there; once the cut heals, n4's writes must fail, n4 must be fenced
+     * by the replicas' epoch (not merely time out) and the pattern must read back unchanged.
+     */
+    @Test
+    void aCutOffCoordinatorCanNoLongerWriteOnceTheVolumeIsAttachedElsewhere() throws Exception {
+        String volumeId = createVolume("cut");
+        Path oldDevice = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
+        BlockWorkload workload = new BlockWorkload(oldDevice, BLOCKS, WRITES_PER_FLUSH).start();
+        workload.awaitFlushes(50, Duration.ofSeconds(60));
+
+        Path newDevice;
+        Instant cutAt = Instant.now();
+        try (NetworkCut cut = NetworkCut.from(cluster.spec("n4").ip());
+             RemoteVolumeService api = RemoteVolumeService.connect(managementEndpoint("n1"))) {
+            assertTrue(workload.awaitEnd(Duration.ofSeconds(60)), "the writer on the cut-off coordinator's device"
+                    + " did not fail within 60 s of the cut (" + workload.flushes() + " flushes)");
+            assertInstanceOf(IOException.class, workload.failure(), "the writer must end with an I/O error");
+            System.out.printf("network cut: the writer on n4 failed %d ms after the cut with %s%n",
+                    Duration.between(cutAt, Instant.now()).toMillis(), workload.failure());
+            Volume stillHealthy = api.getVolume(volumeId).orElseThrow();
+            assertTrue(stillHealthy.replicas().stream().allMatch(r -> r.state() == Volume.ReplicaState.HEALTHY),
+                    "the cut-off coordinator marked replicas stale: " + stillHealthy.replicas());
+            api.publish(volumeId, "n1", false, true);
+            newDevice = cluster.attach("n1", volumeId, TestCluster.block(), Duration.ofSeconds(30));
+            BlockWorkload.writePattern(newDevice, PATTERN, BLOCKS);
+        }
+        // Once TCP retransmits again (its back-off after the cut takes seconds), n4's requests reach
+        // the replicas, which refuse its epoch: every write fails, and the refusal is what fences it.
+        Instant healed = Instant.now();
+        do {
+            assertThrows(IOException.class, () -> BlockWorkload.writeOneDirect(oldDevice, PATTERN - 1, 0),
+                    "a write through the old coordinator must fail once the cut has healed");
+        } while (!logged("n4", "fenced at epoch") && Instant.now().isBefore(healed.plusSeconds(90)));
+        assertTrue(logged("n4", "fenced at epoch"), "n4 reached its replicas again within 90 s but was not fenced");
+        System.out.printf("network cut: n4 fenced %d ms after the cut healed%n",
+                Duration.between(healed, Instant.now()).toMillis());
+        BlockWorkload.verifyPattern(newDevice, PATTERN, BLOCKS);
+        try (CsiClient c = cluster.csi("n1")) {
+            Csi.VolumeCondition condition = c.controller().controllerGetVolume(
+                    Csi.ControllerGetVolumeRequest.newBuilder().setVolumeId(volumeId).build()).getStatus()
+                    .getVolumeCondition();
+            assertFalse(condition.getAbnormal(), "the old coordinator must not change the volume's record,"
+                    + " but the replica states now say: " + condition.getMessage());
+        }
+    }
+
+    private boolean logged(String node, String text) throws IOException {
+        return Files.readAllLines(cluster.node(node).log()).stream().anyMatch(l -> l.contains(text));
+    }
+
     private String createVolume(String name) {
         try (CsiClient c = cluster.csi("n1")) {
             return c.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName(name)

@@ -341,16 +341,27 @@ final class ClusterFleet implements ReplicaFleet {
         if (node.isEmpty() || !membership.isAlive(nodeId)) {
             throw new IOException("node " + nodeId + " is not a live member of the cluster");
         }
-        String address = node.get().address();
-        int colon = address.lastIndexOf(':');
-        InetSocketAddress socket = new InetSocketAddress(address.substring(0, colon).replace("[", "").replace("]", ""),
-                Integer.parseInt(address.substring(colon + 1)));
-        ReplicaClient fresh = await(ReplicaClient.connect(socket, group), nodeId, "connect");
+        InetSocketAddress socket = socketAddress(node.get().address());
+        ReplicaClient fresh = await(ReplicaClient.connect(socket, sourceAddress(), group), nodeId, "connect");
         ReplicaClient previous = clients.put(nodeId, fresh);
         if (previous != null) {
             previous.close();
         }
         return fresh;
+    }
+
+    private static InetSocketAddress socketAddress(String hostPort) {
+        int colon = hostPort.lastIndexOf(':');
+        return new InetSocketAddress(hostPort.substring(0, colon).replace("[", "").replace("]", ""),
+                Integer.parseInt(hostPort.substring(colon + 1)));
+    }
+
+    /** The address this node advertises, to send replication traffic from; null if it is a wildcard. */
+    private java.net.InetAddress sourceAddress() {
+        return membership.node(localNodeId)
+                .map(self -> socketAddress(self.address()).getAddress())
+                .filter(a -> a != null && !a.isAnyLocalAddress())
+                .orElse(null);
     }
 
     private <T> T await(CompletableFuture<T> future, String nodeId, String what) throws IOException {

@@ -10,6 +10,7 @@ import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.socket.SocketChannel;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
@@ -67,6 +68,16 @@ public final class ReplicaClient implements AutoCloseable {
      * {@link ReplicaUnavailableException} if the connection cannot be made.
      */
     public static CompletableFuture<ReplicaClient> connect(InetSocketAddress address, EventLoopGroup group) {
+        return connect(address, null, group);
+    }
+
+    /**
+     * As {@link #connect(InetSocketAddress, EventLoopGroup)}, from {@code source} (any port) when it
+     * is not null: a node's replication traffic then leaves from the address it advertises, which is
+     * what firewall rules (and the tests' network cuts) name.
+     */
+    public static CompletableFuture<ReplicaClient> connect(InetSocketAddress address, InetAddress source,
+                                                           EventLoopGroup group) {
         CompletableFuture<ReplicaClient> result = new CompletableFuture<>();
         ReplicaClient[] holder = new ReplicaClient[1];
         Bootstrap b = new Bootstrap()
@@ -82,7 +93,7 @@ public final class ReplicaClient implements AutoCloseable {
                         ch.pipeline().addLast(NettyTransport.flushCoalescer(), new FrameCodec(), c.new ResponseHandler());
                     }
                 });
-        ChannelFuture cf = b.connect(address);
+        ChannelFuture cf = source == null ? b.connect(address) : b.connect(address, new InetSocketAddress(source, 0));
         cf.addListener(f -> {
             if (f.isSuccess()) {
                 result.complete(holder[0]);

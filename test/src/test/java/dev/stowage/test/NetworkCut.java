@@ -1,0 +1,55 @@
+package dev.stowage.test;
+
+import java.io.IOException;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A network cut of one node on loopback: an iptables rule drops every packet the node sends from
+ * its address (its replication traffic leaves from the address it advertises), so it reaches no
+ * replica while the rest of the cluster talks on. Its etcd session is not cut (that client does
+ * not bind the node's address), which is the partition a forced take-over is for. Closing removes
+ * the rule; a test that opens a cut closes it in a finally block, also when it fails.
+ */
+final class NetworkCut implements AutoCloseable {
+    private final List<String> rule;
+    private boolean healed;
+
+    private NetworkCut(String sourceIp) {
+        this.rule = List.of("INPUT", "-i", "lo", "-s", sourceIp + "/32", "-j", "DROP");
+    }
+
+    /** Cuts everything sent from {@code sourceIp} (a 127.0.0.0/8 address of a test node). */
+    static NetworkCut from(String sourceIp) throws IOException, InterruptedException {
+        if (!sourceIp.startsWith("127.")) {
+            throw new IllegalArgumentException("sourceIp: only loopback addresses are cut in tests: " + sourceIp);
+        }
+        NetworkCut cut = new NetworkCut(sourceIp);
+        cut.iptables("-I");
+        return cut;
+    }
+
+    /** Removes the rule; idempotent. */
+    @Override
+    public void close() throws IOException, InterruptedException {
+        if (!healed) {
+            iptables("-D");
+            healed = true;
+        }
+    }
+
+    private void iptables(String action) throws IOException, InterruptedException {
+        List<String> cmd = new java.util.ArrayList<>(List.of("iptables", "-w", "5", action));
+        cmd.addAll(rule);
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        if (!p.waitFor(30, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new IOException(String.join(" ", cmd) + " did not finish in 30 s");
+        }
+        if (p.exitValue() != 0) {
+            throw new IOException(String.join(" ", cmd) + " failed (" + p.exitValue() + "): " + out.strip()
+                    + " (bin/setup installs iptables)");
+        }
+    }
+}
