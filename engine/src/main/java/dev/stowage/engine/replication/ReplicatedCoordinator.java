@@ -366,8 +366,8 @@ public final class ReplicatedCoordinator implements Coordinator {
      */
     private void settle(List<Member> targets, List<CompletableFuture<Void>> futures, String what) throws IOException {
         int healthyAcks = 0;
-        List<Member> failed = new ArrayList<>();
-        List<IOException> causes = new ArrayList<>();
+        List<Member> failed = List.of(); // allocated on the first failure only: this runs for every write
+        List<IOException> causes = List.of();
         StaleEpochException stale = null;
         for (int i = 0; i < targets.size(); i++) {
             Member m = targets.get(i);
@@ -379,6 +379,10 @@ public final class ReplicatedCoordinator implements Coordinator {
             } catch (StaleEpochException e) {
                 stale = stale == null ? e : stale;
             } catch (IOException e) {
+                if (failed.isEmpty()) {
+                    failed = new ArrayList<>(2);
+                    causes = new ArrayList<>(2);
+                }
                 failed.add(m);
                 causes.add(e);
             }
@@ -386,6 +390,9 @@ public final class ReplicatedCoordinator implements Coordinator {
         if (stale != null) {
             fence(stale);
             throw stale;
+        }
+        if (failed.isEmpty() && healthyAcks > 0) {
+            return;
         }
         if (healthyAcks == 0) {
             IOException e = new IOException("volume " + volumeId + ": " + what + " failed on every healthy replica;"
