@@ -164,32 +164,14 @@ final class ChecksumTable implements Closeable {
 
     /** Releases mappings at once instead of at garbage collection, where the JDK allows it. */
     private static final class Unmapper {
-        private static final Object UNSAFE;
-        private static final Method INVOKE_CLEANER;
-
-        static {
-            Object unsafe = null;
-            Method invoke = null;
-            try {
-                Class<?> c = Class.forName("sun.misc.Unsafe");
-                var f = c.getDeclaredField("theUnsafe");
-                f.setAccessible(true);
-                unsafe = f.get(null);
-                invoke = c.getMethod("invokeCleaner", ByteBuffer.class);
-            } catch (ReflectiveOperationException | RuntimeException e) {
-                unsafe = null;
-                invoke = null;
-            }
-            UNSAFE = unsafe;
-            INVOKE_CLEANER = invoke;
-        }
+        private static final Method INVOKE_CLEANER = SunUnsafe.method("invokeCleaner", ByteBuffer.class);
 
         static void unmap(MappedByteBuffer m) {
             if (INVOKE_CLEANER == null) {
                 return; // released when the buffer is garbage collected
             }
             try {
-                INVOKE_CLEANER.invoke(UNSAFE, m);
+                INVOKE_CLEANER.invoke(SunUnsafe.INSTANCE, m);
             } catch (ReflectiveOperationException | RuntimeException e) {
                 // fall back to release at garbage collection
             }

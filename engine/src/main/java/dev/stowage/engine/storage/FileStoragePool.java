@@ -168,14 +168,20 @@ public final class FileStoragePool implements StoragePool {
         StorageIds.requireSize("sizeBytes", sizeBytes);
         ensureOpen();
         requireNoVolume(volumeId);
+        LayeredReplicaStore store = addVolume(volumeId, null, sizeBytes);
+        LOG.info("volume {} created: {} bytes, layer {}", volumeId, sizeBytes, store.head().id);
+        return store;
+    }
+
+    /** Commits a new volume whose head is a new layer over {@code parentLayerId} (null: none) and opens it. */
+    private LayeredReplicaStore addVolume(String volumeId, String parentLayerId, long sizeBytes) throws IOException {
         PoolManifest next = manifest.copy();
-        String layerId = next.addLayer(null);
+        String layerId = next.addLayer(parentLayerId);
         next.volumes.put(volumeId, new VolumeRecord(volumeId, layerId, sizeBytes));
-        Layer layer = newLayer(layerId, null);
+        Layer layer = newLayer(layerId, parentLayerId == null ? null : layers.get(parentLayerId));
         commit(next, List.of(layer));
         LayeredReplicaStore store = newStore(volumeId, layer, sizeBytes);
         stores.put(volumeId, store);
-        LOG.info("volume {} created: {} bytes, layer {}", volumeId, sizeBytes, layerId);
         return store;
     }
 
@@ -192,14 +198,9 @@ public final class FileStoragePool implements StoragePool {
             throw new IllegalArgumentException("sizeBytes " + sizeBytes + " is smaller than the size "
                     + snap.sizeBytes() + " of snapshot " + snapshotId);
         }
-        PoolManifest next = manifest.copy();
-        String layerId = next.addLayer(snap.layerId());
-        next.volumes.put(volumeId, new VolumeRecord(volumeId, layerId, sizeBytes));
-        Layer layer = newLayer(layerId, layers.get(snap.layerId()));
-        commit(next, List.of(layer));
-        LayeredReplicaStore store = newStore(volumeId, layer, sizeBytes);
-        stores.put(volumeId, store);
-        LOG.info("volume {} created from snapshot {}: {} bytes, layer {}", volumeId, snapshotId, sizeBytes, layerId);
+        LayeredReplicaStore store = addVolume(volumeId, snap.layerId(), sizeBytes);
+        LOG.info("volume {} created from snapshot {}: {} bytes, layer {}", volumeId, snapshotId, sizeBytes,
+                store.head().id);
         return store;
     }
 

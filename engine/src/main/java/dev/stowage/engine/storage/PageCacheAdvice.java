@@ -2,6 +2,7 @@ package dev.stowage.engine.storage;
 
 import java.io.FileDescriptor;
 import java.lang.reflect.Field;
+import java.lang.reflect.Method;
 import java.nio.channels.FileChannel;
 import jnr.ffi.LibraryLoader;
 import org.slf4j.Logger;
@@ -30,42 +31,32 @@ final class PageCacheAdvice {
     }
 
     private static final Fadvise LIBC;
-    private static final Object UNSAFE;
     private static final long CHANNEL_FD_OFFSET;
     private static final long DESCRIPTOR_FD_OFFSET;
-    private static final java.lang.reflect.Method GET_OBJECT;
-    private static final java.lang.reflect.Method GET_INT;
+    private static final Method GET_OBJECT = SunUnsafe.method("getObject", Object.class, long.class);
+    private static final Method GET_INT = SunUnsafe.method("getInt", Object.class, long.class);
 
     static {
         Fadvise libc = null;
-        Object unsafe = null;
         long channelOffset = -1;
         long descriptorOffset = -1;
-        java.lang.reflect.Method getObject = null;
-        java.lang.reflect.Method getInt = null;
         try {
-            libc = LibraryLoader.create(Fadvise.class).load("c");
-            Class<?> u = Class.forName("sun.misc.Unsafe");
-            Field theUnsafe = u.getDeclaredField("theUnsafe");
-            theUnsafe.setAccessible(true);
-            unsafe = theUnsafe.get(null);
-            java.lang.reflect.Method fieldOffset = u.getMethod("objectFieldOffset", Field.class);
+            Method fieldOffset = SunUnsafe.method("objectFieldOffset", Field.class);
+            if (fieldOffset == null || GET_OBJECT == null || GET_INT == null) {
+                throw new UnsupportedOperationException("sun.misc.Unsafe is not available");
+            }
             // FileChannelImpl keeps its descriptor in "fd" and FileDescriptor its number in "fd"
             Class<?> impl = Class.forName("sun.nio.ch.FileChannelImpl");
-            channelOffset = (long) fieldOffset.invoke(unsafe, impl.getDeclaredField("fd"));
-            descriptorOffset = (long) fieldOffset.invoke(unsafe, FileDescriptor.class.getDeclaredField("fd"));
-            getObject = u.getMethod("getObject", Object.class, long.class);
-            getInt = u.getMethod("getInt", Object.class, long.class);
+            channelOffset = (long) fieldOffset.invoke(SunUnsafe.INSTANCE, impl.getDeclaredField("fd"));
+            descriptorOffset = (long) fieldOffset.invoke(SunUnsafe.INSTANCE, FileDescriptor.class.getDeclaredField("fd"));
+            libc = LibraryLoader.create(Fadvise.class).load("c");
         } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
             LOG.info("page-cache advice unavailable ({}); layer files keep the kernel's default readahead", e.toString());
             libc = null;
         }
         LIBC = libc;
-        UNSAFE = unsafe;
         CHANNEL_FD_OFFSET = channelOffset;
         DESCRIPTOR_FD_OFFSET = descriptorOffset;
-        GET_OBJECT = getObject;
-        GET_INT = getInt;
     }
 
     private PageCacheAdvice() {
@@ -86,8 +77,8 @@ final class PageCacheAdvice {
             return false;
         }
         try {
-            Object descriptor = GET_OBJECT.invoke(UNSAFE, channel, CHANNEL_FD_OFFSET);
-            int fd = (int) GET_INT.invoke(UNSAFE, descriptor, DESCRIPTOR_FD_OFFSET);
+            Object descriptor = GET_OBJECT.invoke(SunUnsafe.INSTANCE, channel, CHANNEL_FD_OFFSET);
+            int fd = (int) GET_INT.invoke(SunUnsafe.INSTANCE, descriptor, DESCRIPTOR_FD_OFFSET);
             return fd >= 0 && LIBC.posix_fadvise(fd, offset, length, advice) == 0;
         } catch (ReflectiveOperationException | RuntimeException e) {
             return false;

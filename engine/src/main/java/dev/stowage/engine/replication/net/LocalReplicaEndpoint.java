@@ -51,6 +51,7 @@ public final class LocalReplicaEndpoint implements ReplicaEndpoint {
                 throw new StaleEpochException(address, volume.volumeId, epoch, volume.epoch.current());
             }
             try {
+                volume.requests.increment();
                 return CompletableFuture.completedFuture(call.run());
             } finally {
                 volume.exit();
@@ -63,12 +64,7 @@ public final class LocalReplicaEndpoint implements ReplicaEndpoint {
     @Override
     public CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation) {
         return admitted(() -> {
-            volume.requests.increment();
-            int n = src.remaining();
-            volume.store.write(offset, src.duplicate());
-            volume.generations.record(offset, n, generation);
-            volume.writes.increment();
-            volume.bytesWritten.add(n);
+            volume.write(offset, generation, src.duplicate());
             return null;
         });
     }
@@ -76,11 +72,7 @@ public final class LocalReplicaEndpoint implements ReplicaEndpoint {
     @Override
     public CompletableFuture<Void> readAsync(long offset, ByteBuffer dst) {
         return admitted(() -> {
-            volume.requests.increment();
-            int n = dst.remaining();
-            volume.store.read(offset, dst.duplicate());
-            volume.reads.increment();
-            volume.bytesRead.add(n);
+            volume.read(offset, dst.duplicate());
             return null;
         });
     }
@@ -88,7 +80,6 @@ public final class LocalReplicaEndpoint implements ReplicaEndpoint {
     @Override
     public CompletableFuture<Void> flushAsync() {
         return admitted(() -> {
-            volume.requests.increment();
             volume.flush();
             return null;
         });
@@ -96,10 +87,7 @@ public final class LocalReplicaEndpoint implements ReplicaEndpoint {
 
     @Override
     public CompletableFuture<long[]> generationsAsync(long firstRegion, int count) {
-        return admitted(() -> {
-            volume.requests.increment();
-            return volume.generations.read(firstRegion, count);
-        });
+        return admitted(() -> volume.generations.read(firstRegion, count));
     }
 
     /** Nothing to release: the server owns the volume's state. */

@@ -133,7 +133,8 @@ public final class RegionGenerations implements Closeable {
         if (batch.isEmpty()) {
             return;
         }
-        MappedByteBuffer[] touched;
+        // Only the chunks this batch names: each force is an msync, and so a device cache flush.
+        java.util.Set<MappedByteBuffer> touched = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
         synchronized (this) {
             ensureOpen();
             for (Map.Entry<Long, Long> e : batch.entrySet()) {
@@ -143,13 +144,11 @@ public final class RegionGenerations implements Closeable {
                 if (Long.compareUnsigned(m.getLong(at), e.getValue()) < 0) {
                     m.putLong(at, e.getValue());
                 }
+                touched.add(m); // also when a concurrent flush wrote it first: it may not have forced yet
             }
-            touched = chunks.clone();
         }
         for (MappedByteBuffer m : touched) {
-            if (m != null) {
-                m.force();
-            }
+            m.force();
         }
         synchronized (this) {
             // entries raised again meanwhile stay until a later persist

@@ -198,19 +198,7 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
         }
         ByteBuf p = req.payload();
         int n = p.readableBytes();
-        if (p.nioBufferCount() == 1) {
-            v.store.write(req.offset(), p.nioBuffer());
-        } else {
-            long at = req.offset();
-            for (java.nio.ByteBuffer b : p.nioBuffers()) {
-                int len = b.remaining();
-                v.store.write(at, b);
-                at += len;
-            }
-        }
-        v.generations.record(req.offset(), n, req.generation());
-        v.writes.increment();
-        v.bytesWritten.add(n);
+        v.write(req.offset(), req.generation(), p.nioBuffers());
         return Frame.response(req, FrameStatus.OK, req.generation(), req.offset(), n, Unpooled.EMPTY_BUFFER);
     }
 
@@ -222,10 +210,8 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
         }
         ByteBuf buf = ctx.alloc().directBuffer(n, n);
         try {
-            v.store.read(req.offset(), buf.nioBuffer(0, n));
+            v.read(req.offset(), buf.nioBuffer(0, n));
             buf.writerIndex(n);
-            v.reads.increment();
-            v.bytesRead.add(n);
             return Frame.response(req, FrameStatus.OK, 0, req.offset(), n, buf);
         } catch (IOException | RuntimeException e) {
             buf.release();

@@ -114,6 +114,30 @@ final class ReplicaVolume {
     }
 
     /**
+     * Writes {@code parts} back to back from {@code offset}, records their regions at
+     * {@code generation} and counts them: one admitted WRITE, from the wire or in-process.
+     */
+    void write(long offset, long generation, java.nio.ByteBuffer... parts) throws IOException {
+        long at = offset;
+        for (java.nio.ByteBuffer b : parts) {
+            int len = b.remaining();
+            store.write(at, b);
+            at += len;
+        }
+        generations.record(offset, at - offset, generation);
+        writes.increment();
+        bytesWritten.add(at - offset);
+    }
+
+    /** Reads {@code dst.remaining()} bytes at {@code offset} and counts them: one admitted READ. */
+    void read(long offset, java.nio.ByteBuffer dst) throws IOException {
+        int n = dst.remaining();
+        store.read(offset, dst);
+        reads.increment();
+        bytesRead.add(n);
+    }
+
+    /**
      * Makes every admitted write durable: the data first, then the region generations recorded
      * before it (see {@link RegionGenerations}), so that the file never claims data that is not on disk.
      */
