@@ -177,25 +177,40 @@ public final class Membership implements AutoCloseable {
         }
     }
 
-    /** Lists the members and watches from the revision read before the list. */
+    /**
+     * Lists the members and watches from the revision read before the list. Called by {@link #join}
+     * and again whenever the watch ends by itself ({@link ViewWatch#onEnded}); the list replaces the
+     * view, and listeners hear of every difference as the joins, leaves and updates they missed.
+     */
     private void startView() {
         for (int attempt = 0; ; attempt++) {
             long before = Futures.join(store.currentRevisionAsync());
             List<Versioned> listed = store.list(PREFIX);
             lock.lock();
             try {
-                view.clear();
+                Map<String, Member> fresh = new TreeMap<>();
                 for (Versioned record : listed) {
                     NodeDescriptor node = decode(record.key(), record.value(), record.modRevision());
                     if (node != null) {
-                        view.put(node.id(), new Member(node, record.modRevision()));
+                        fresh.put(node.id(), new Member(node, record.modRevision()));
                     }
                 }
+                for (Member gone : List.copyOf(view.values())) {
+                    if (!fresh.containsKey(gone.node().id())) {
+                        applyLeave(gone.node().id(), gone, before);
+                    }
+                }
+                fresh.forEach((id, member) -> applyPut(id, member, view.get(id)));
+                changed.signalAll();
             } finally {
                 lock.unlock();
             }
             try {
-                watch = store.watch(PREFIX, before + 1, this::onEvent);
+                AutoCloseable started = store.watch(PREFIX, before + 1, new ViewWatch());
+                watch = started;
+                if (closed) {
+                    closeWatch(started);
+                }
                 return;
             } catch (CompactedRevisionException e) {
                 if (attempt + 1 >= ATTEMPTS) {
@@ -204,6 +219,53 @@ public final class Membership implements AutoCloseable {
                 log.debug("membership watch from revision {} was compacted; listing again", before + 1);
             }
         }
+    }
+
+    /** The membership's watch on the node records. */
+    private final class ViewWatch implements MetadataStore.WatchListener {
+        @Override
+        public void onEvent(WatchEvent event) {
+            Membership.this.onEvent(event);
+        }
+
+        @Override
+        public void onEnded(Throwable cause) {
+            if (!closed) {
+                log.warn("node {}: the membership watch ended ({}); listing the members again", self().id(),
+                        cause.toString());
+                restartView();
+            }
+        }
+    }
+
+    /**
+     * Lists and watches again on a thread of its own, retrying with a growing pause while the store
+     * cannot be reached, until it succeeds or the membership closes. Meanwhile the view is frozen
+     * as last seen.
+     */
+    private void restartView() {
+        Thread thread = new Thread(() -> {
+            long pauseMillis = 200;
+            while (!closed) {
+                try {
+                    startView();
+                    log.info("node {}: membership view listed again; {} live nodes", self().id(), liveNodes().size());
+                    return;
+                } catch (RuntimeException e) {
+                    log.warn("node {}: listing the members again failed ({}); retrying in {} ms", self().id(),
+                            e.toString(), pauseMillis);
+                    try {
+                        Thread.sleep(pauseMillis);
+                    } catch (InterruptedException interrupted) {
+                        Thread.currentThread().interrupt();
+                        return;
+                    }
+                    pauseMillis = Math.min(pauseMillis * 2, 5_000);
+                }
+            }
+        }, "stowage-membership-relist-" + self().id());
+        thread.setDaemon(true);
+        thread.start();
     }
 
     /** Store watch thread: applies one change to the view and tells the listeners. */
@@ -221,32 +283,43 @@ public final class Membership implements AutoCloseable {
             if (event.type() == WatchEvent.Type.DELETE) {
                 departedAt.put(id, clock.instant());
                 if (known != null) {
-                    view.remove(id);
-                    log.info("node {} left the cluster (revision {})", id, event.modRevision());
-                    if (id.equals(self.id()) && !closed) {
-                        log.error("this node's registration {} is gone (its lease expired); other nodes consider it"
-                                + " dead", key);
-                    }
-                    dispatch(listener -> listener.onLeave(known.node()));
+                    applyLeave(id, known, event.modRevision());
                 }
             } else {
                 NodeDescriptor node = decode(event.key(), event.value(), event.modRevision());
                 if (node == null) {
                     return;
                 }
-                view.put(id, new Member(node, event.modRevision()));
-                if (known == null) {
-                    departedAt.remove(id);
-                    log.info("node {} joined the cluster at {} (labels {}, revision {})", id, node.address(),
-                            node.labels(), event.modRevision());
-                    dispatch(listener -> listener.onJoin(node));
-                } else if (!known.node().equals(node)) {
-                    dispatch(listener -> listener.onUpdate(known.node(), node));
-                }
+                applyPut(id, new Member(node, event.modRevision()), known);
             }
             changed.signalAll();
         } finally {
             lock.unlock();
+        }
+    }
+
+    /** Under lock: {@code known} left (at or before {@code revision}). */
+    private void applyLeave(String id, Member known, long revision) {
+        departedAt.put(id, clock.instant());
+        view.remove(id);
+        log.info("node {} left the cluster (revision {})", id, revision);
+        if (id.equals(self.id()) && !closed) {
+            log.error("this node's registration {} is gone (its lease expired); other nodes consider it dead", key);
+        }
+        dispatch(listener -> listener.onLeave(known.node()));
+    }
+
+    /** Under lock: {@code member} is the record of node {@code id}, which was {@code known} before. */
+    private void applyPut(String id, Member member, Member known) {
+        view.put(id, member);
+        NodeDescriptor node = member.node();
+        if (known == null) {
+            departedAt.remove(id);
+            log.info("node {} joined the cluster at {} (labels {}, revision {})", id, node.address(), node.labels(),
+                    member.modRevision());
+            dispatch(listener -> listener.onJoin(node));
+        } else if (!known.node().equals(node)) {
+            dispatch(listener -> listener.onUpdate(known.node(), node));
         }
     }
 
@@ -461,11 +534,7 @@ public final class Membership implements AutoCloseable {
         closeQuietly(lease);
         AutoCloseable w = watch;
         if (w != null) {
-            try {
-                w.close();
-            } catch (Exception e) {
-                log.warn("closing the membership watch of node {}: {}", self.id(), e.toString());
-            }
+            closeWatch(w);
         }
         events.shutdown();
         try {
@@ -484,6 +553,14 @@ public final class Membership implements AutoCloseable {
             lock.unlock();
         }
         log.info("node {} left the cluster", self.id());
+    }
+
+    private void closeWatch(AutoCloseable w) {
+        try {
+            w.close();
+        } catch (Exception e) {
+            log.warn("closing the membership watch of node {}: {}", self().id(), e.toString());
+        }
     }
 
     private static void closeQuietly(Lease lease) {

@@ -87,6 +87,14 @@ public interface MetadataStore extends AutoCloseable {
     @FunctionalInterface
     interface WatchListener {
         void onEvent(WatchEvent event);
+
+        /**
+         * The watch stopped by itself, not by being closed: for example etcd compacted the history
+         * it needed to resume after a lost connection. No event after the last one delivered will
+         * arrive; a listener that keeps a view must list again and watch anew. Called at most once,
+         * on the listener thread, after every event the watch delivered.
+         */
+        default void onEnded(Throwable cause) {}
     }
 
     /** A lease kept alive by the store. Closing it revokes it, deleting its keys. */

@@ -333,16 +333,42 @@ public final class EtcdMetadataStore implements MetadataStore {
                 return;
             }
             if (error instanceof CompactedException compacted) {
-                log.error("etcd watch on prefix '{}' ended: history up to revision {} was compacted before it"
-                        + " caught up; its listener gets no more events", prefix, compacted.getCompactedRevision());
+                log.warn("etcd watch on prefix '{}' ended: history up to revision {} was compacted before it caught"
+                        + " up; its listener lists again", prefix, compacted.getCompactedRevision());
             } else {
-                log.error("etcd watch on prefix '{}' ended; its listener gets no more events", prefix, error);
+                log.warn("etcd watch on prefix '{}' ended; its listener lists again", prefix, error);
             }
+            ended(error);
         }
 
         void onCompleted() {
             if (!stopped && !closed) {
-                log.warn("etcd watch on prefix '{}' completed by the server; its listener gets no more events", prefix);
+                log.warn("etcd watch on prefix '{}' completed by the server; its listener lists again", prefix);
+                ended(new IllegalStateException("etcd completed the watch on prefix '" + prefix + "'"));
+            }
+        }
+
+        /** Tells the listener once, after the events already queued for it. */
+        private void ended(Throwable cause) {
+            watches.remove(this);
+            try {
+                dispatcher.execute(() -> {
+                    if (stopped) {
+                        return;
+                    }
+                    stopped = true;
+                    Watch.Watcher w = watcher;
+                    if (w != null) {
+                        w.close(); // jetcd may still be retrying it; the listener starts a new one
+                    }
+                    try {
+                        listener.onEnded(cause);
+                    } catch (RuntimeException e) {
+                        log.warn("watch listener on prefix '{}' failed when told its watch ended", prefix, e);
+                    }
+                });
+            } catch (RejectedExecutionException e) {
+                // store closing
             }
         }
 

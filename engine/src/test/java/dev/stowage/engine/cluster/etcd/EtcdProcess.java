@@ -33,48 +33,65 @@ public final class EtcdProcess implements AutoCloseable {
     private static final Duration START_DEADLINE = Duration.ofSeconds(60);
     private static final Duration STOP_DEADLINE = Duration.ofSeconds(10);
 
-    private final Process process;
-    private final Path dataDir;
+    private final Path workDir;
     private final Path logFile;
-    private final URI clientUri;
+    private final String peerUri;
+    private Process process;
+    private URI clientUri;
 
-    private EtcdProcess(Process process, Path dataDir, Path logFile, URI clientUri) {
-        this.process = process;
-        this.dataDir = dataDir;
+    private EtcdProcess(Path workDir, Path logFile, String peerUri) {
+        this.workDir = workDir;
         this.logFile = logFile;
-        this.clientUri = clientUri;
+        this.peerUri = peerUri;
     }
 
     /** Starts etcd and waits until it is healthy; stops it again if it does not become healthy. */
     public static EtcdProcess start() throws IOException {
-        String binary = System.getProperty("stowage.etcd.binary", "/usr/bin/etcd");
         Path work = Files.createTempDirectory("stowage-etcd-");
-        Path dataDir = work.resolve("data");
-        Path logFile = work.resolve("etcd.log");
-        int clientPort = freePort();
-        int peerPort = freePort();
-        URI clientUri = URI.create("http://127.0.0.1:" + clientPort);
-        String peerUri = "http://127.0.0.1:" + peerPort;
+        EtcdProcess etcd = new EtcdProcess(work, work.resolve("etcd.log"), "http://127.0.0.1:" + freePort());
+        try {
+            etcd.launch(List.of(URI.create("http://127.0.0.1:" + freePort())));
+            return etcd;
+        } catch (IOException | RuntimeException e) {
+            etcd.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Stops etcd and starts it again on the same data (and peer address) but serving clients on
+     * {@code clientUris} only, so that clients of the old address lose it while others go on. The
+     * first URI becomes {@link #endpoint()}.
+     */
+    public void restartOn(List<URI> clientUris) throws IOException {
+        stopProcess();
+        launch(clientUris);
+    }
+
+    private void launch(List<URI> clientUris) throws IOException {
+        String binary = System.getProperty("stowage.etcd.binary", "/usr/bin/etcd");
+        String listen = String.join(",", clientUris.stream().map(URI::toString).toList());
         List<String> command = new ArrayList<>(List.of(binary,
                 "--name", "stowage-test",
-                "--data-dir", dataDir.toString(),
-                "--listen-client-urls", clientUri.toString(),
-                "--advertise-client-urls", clientUri.toString(),
+                "--data-dir", workDir.resolve("data").toString(),
+                "--listen-client-urls", listen,
+                "--advertise-client-urls", listen,
                 "--listen-peer-urls", peerUri,
                 "--initial-advertise-peer-urls", peerUri,
                 "--initial-cluster", "stowage-test=" + peerUri,
                 "--initial-cluster-state", "new"));
-        Process process = new ProcessBuilder(command)
+        clientUri = clientUris.get(0);
+        process = new ProcessBuilder(command)
                 .redirectErrorStream(true)
-                .redirectOutput(logFile.toFile())
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(logFile.toFile()))
                 .start();
-        EtcdProcess etcd = new EtcdProcess(process, work, logFile, clientUri);
-        try {
-            etcd.awaitHealthy();
-            return etcd;
-        } catch (RuntimeException e) {
-            etcd.close();
-            throw e;
+        awaitHealthy();
+    }
+
+    /** A free port on the loopback address, for {@link #restartOn}. */
+    public static int freePort() throws IOException {
+        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            return socket.getLocalPort();
         }
     }
 
@@ -120,15 +137,20 @@ public final class EtcdProcess implements AutoCloseable {
         }
     }
 
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        }
-    }
-
     /** Stops etcd (SIGTERM, then SIGKILL after a deadline) and deletes its directory. */
     @Override
     public void close() {
+        try {
+            stopProcess();
+        } finally {
+            deleteRecursively(workDir);
+        }
+    }
+
+    private void stopProcess() {
+        if (process == null) {
+            return;
+        }
         try {
             process.destroy();
             if (!process.waitFor(STOP_DEADLINE.toSeconds(), TimeUnit.SECONDS)) {
@@ -138,8 +160,6 @@ public final class EtcdProcess implements AutoCloseable {
         } catch (InterruptedException e) {
             process.destroyForcibly();
             Thread.currentThread().interrupt();
-        } finally {
-            deleteRecursively(dataDir);
         }
     }
 
