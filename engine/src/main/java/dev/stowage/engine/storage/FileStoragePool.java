@@ -19,6 +19,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.time.Duration;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,6 +32,8 @@ import org.slf4j.LoggerFactory;
  * dataDir/manifest          structure (see {@link PoolManifest}), replaced atomically
  * dataDir/lock              held (flock) while a process has the pool open
  * dataDir/layers/L*.layer   one sparse file per layer: its crc32c table, then its block data
+ * dataDir/layers/L*.unsettled  per layer, the regions whose data and checksums may disagree on
+ *                           disk until settled ({@link UnsettledRegions}); empty after a clean close
  * </pre>
  *
  * <p>Every structural change creates its new layer files first (and fsyncs the directory), then
@@ -47,6 +53,12 @@ public final class FileStoragePool implements StoragePool {
     static final String LAYERS_DIR = "layers";
     /** On-disk format: where block data starts in a layer file (the checksum table comes first). */
     public static final long LAYER_DATA_OFFSET = Layer.DATA_OFFSET;
+    /**
+     * How often written regions are settled ({@link UnsettledRegions}): a region is unmarked after
+     * one to two intervals without writes, so recovery after a crash reads back at most the
+     * regions written in the last two intervals.
+     */
+    static final Duration SETTLE_INTERVAL = Duration.ofMillis(Long.getLong("stowage.settleIntervalMillis", 5_000));
 
     private final Path dataDir;
     private final Path layersDir;
@@ -57,6 +69,7 @@ public final class FileStoragePool implements StoragePool {
     private final Map<String, LayeredReplicaStore> stores = new HashMap<>();
     private PoolManifest manifest;
     private boolean closed;
+    private ScheduledExecutorService settler;
 
     private FileStoragePool(Path dataDir, PoolManifest.CommitHook hook, FileChannel lockChannel, FileLock lock) {
         this.dataDir = dataDir;
@@ -64,6 +77,19 @@ public final class FileStoragePool implements StoragePool {
         this.hook = hook;
         this.lockChannel = lockChannel;
         this.lock = lock;
+    }
+
+    private void startSettler(Duration interval) {
+        if (interval.isZero()) {
+            return;
+        }
+        settler = Executors.newSingleThreadScheduledExecutor(runnable -> {
+            Thread t = new Thread(runnable, "stowage-settle-" + dataDir.getFileName());
+            t.setDaemon(true);
+            return t;
+        });
+        long millis = interval.toMillis();
+        settler.scheduleWithFixedDelay(this::settle, millis, millis, TimeUnit.MILLISECONDS);
     }
 
     /**
@@ -76,6 +102,12 @@ public final class FileStoragePool implements StoragePool {
     }
 
     static FileStoragePool open(Path dataDir, PoolManifest.CommitHook hook) throws IOException {
+        return open(dataDir, hook, SETTLE_INTERVAL);
+    }
+
+    /** With {@code settleInterval} zero nothing settles by itself: tests call {@link #settle()}. */
+    static FileStoragePool open(Path dataDir, PoolManifest.CommitHook hook, Duration settleInterval)
+            throws IOException {
         if (dataDir == null) {
             throw new IllegalArgumentException("dataDir must not be null");
         }
@@ -95,6 +127,7 @@ public final class FileStoragePool implements StoragePool {
         FileStoragePool pool = new FileStoragePool(dir, hook, lockChannel, lock);
         try {
             pool.recover();
+            pool.startSettler(settleInterval);
             return pool;
         } catch (IOException | RuntimeException e) {
             try {
@@ -125,6 +158,15 @@ public final class FileStoragePool implements StoragePool {
         for (String id : m.layers.keySet()) {
             openLayer(m, id);
         }
+        for (Layer l : layers.values()) {
+            int regions = l.unsettled.marked().size();
+            if (regions > 0) {
+                int rewritten = l.settleAfterCrash();
+                LOG.warn("pool {}: layer {} was not settled when the pool last closed (a crash): took the data of"
+                        + " {} recently written regions as written, {} checksum entries rewritten", dataDir, l.id,
+                        regions, rewritten);
+            }
+        }
         manifest = m;
         for (VolumeRecord v : m.volumes.values()) {
             stores.put(v.id(), newStore(v.id(), layers.get(v.layerId()), v.sizeBytes()));
@@ -150,7 +192,7 @@ public final class FileStoragePool implements StoragePool {
                 String name = f.getFileName().toString();
                 int dot = name.lastIndexOf('.');
                 String suffix = dot < 0 ? "" : name.substring(dot);
-                if (!suffix.equals(Layer.FILE_SUFFIX)) {
+                if (!suffix.equals(Layer.FILE_SUFFIX) && !suffix.equals(UnsettledRegions.FILE_SUFFIX)) {
                     LOG.warn("pool {}: ignoring unknown file {}", dataDir, f);
                 } else if (!m.layers.containsKey(name.substring(0, dot))) {
                     LOG.info("pool {}: removing orphan layer file {}", dataDir, name);
@@ -237,6 +279,7 @@ public final class FileStoragePool implements StoragePool {
             }
             commit(next, List.of(sourceHead, cloneHead));
             sourceStore.setHead(sourceHead);
+            settleFrozen(frozen);
             LayeredReplicaStore store = newStore(volumeId, cloneHead, sizeBytes);
             stores.put(volumeId, store);
             LOG.info("volume {} cloned from {}: {} bytes, layer {} frozen", volumeId, sourceVolumeId, sizeBytes,
@@ -324,6 +367,7 @@ public final class FileStoragePool implements StoragePool {
             Layer newHead = newLayer(headId, frozen);
             commit(next, List.of(newHead));
             store.setHead(newHead);
+            settleFrozen(frozen);
             LOG.info("snapshot {} of volume {} taken: layer {} frozen, new head {}", snapshotId, volumeId,
                     frozen.id, headId);
         } finally {
@@ -391,7 +435,22 @@ public final class FileStoragePool implements StoragePool {
      * and releases the directory. Idempotent.
      */
     @Override
-    public synchronized void close() throws IOException {
+    public void close() throws IOException {
+        ScheduledExecutorService s = settler;
+        if (s != null) {
+            s.shutdown(); // never interrupt it: an interrupt closes a FileChannel in use
+            try {
+                if (!s.awaitTermination(30, TimeUnit.SECONDS)) {
+                    LOG.warn("pool {}: a settle round still runs after 30 s; closing anyway", dataDir);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        closeStores();
+    }
+
+    private synchronized void closeStores() throws IOException {
         if (closed) {
             return;
         }
@@ -401,6 +460,7 @@ public final class FileStoragePool implements StoragePool {
             long stamp = store.lockStructure();
             try {
                 store.head().force();
+                store.head().unsettled.clearAll(); // flushed with no writer left: a clean close
             } catch (IOException e) {
                 failure = addFailure(failure, e);
             } finally {
@@ -426,6 +486,43 @@ public final class FileStoragePool implements StoragePool {
             throw failure;
         }
         LOG.info("pool {} closed", dataDir);
+    }
+
+    // ---------------------------------------------------------------- settling
+
+    /**
+     * One settle round over every volume (see {@link UnsettledRegions}); the node runs it every
+     * few seconds. Returns the number of regions settled. Failures are logged and leave marks set,
+     * which only costs recovery time.
+     */
+    public int settle() {
+        List<LayeredReplicaStore> current;
+        synchronized (this) {
+            if (closed) {
+                return 0;
+            }
+            current = List.copyOf(stores.values());
+        }
+        int settled = 0;
+        for (LayeredReplicaStore store : current) {
+            try {
+                settled += store.settle();
+            } catch (IOException | RuntimeException e) {
+                LOG.warn("pool {}: settling volume {} failed (its marks stay set): {}", dataDir, store.volumeId(),
+                        e.toString());
+            }
+        }
+        return settled;
+    }
+
+    /** A frozen layer was flushed and is never written again: nothing of it is unsettled. */
+    private void settleFrozen(Layer frozen) {
+        try {
+            frozen.unsettled.clearAll();
+        } catch (IOException e) {
+            LOG.warn("pool {}: clearing the unsettled marks of frozen layer {} failed (recovery will check its"
+                    + " marked regions): {}", dataDir, frozen.id, e.toString());
+        }
     }
 
     // ---------------------------------------------------------------- helpers

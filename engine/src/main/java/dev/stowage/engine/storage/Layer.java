@@ -7,7 +7,9 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.List;
 import java.util.concurrent.atomic.LongAdder;
+import java.util.zip.CRC32C;
 
 /**
  * One copy-on-write layer: one sparse file {@code <id>.layer} in the layers directory holding the
@@ -45,17 +47,21 @@ final class Layer implements Closeable {
     final String id;
     final Layer parent;
     final ChecksumTable table;
+    /** Regions whose data and checksums may disagree on disk until settled (crash consistency). */
+    final UnsettledRegions unsettled;
     private final Path path;
     private final FileChannel file;
     /** Data-file read calls, so tests can prove that unwritten ranges cost no I/O. */
     private final LongAdder dataReads = new LongAdder();
 
-    private Layer(String id, Layer parent, Path path, FileChannel file) throws IOException {
+    private Layer(String id, Layer parent, Path path, FileChannel file, UnsettledRegions unsettled)
+            throws IOException {
         this.id = id;
         this.parent = parent;
         this.path = path;
         this.file = file;
         this.table = new ChecksumTable(path, file);
+        this.unsettled = unsettled;
     }
 
     /** Creates the layer's file, failing if it exists. */
@@ -72,12 +78,18 @@ final class Layer implements Closeable {
         Path path = dir.resolve(id + FILE_SUFFIX);
         FileChannel f = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE, mode);
         PageCacheAdvice.random(f);
+        UnsettledRegions u = null;
         try {
-            return new Layer(id, parent, path, f);
+            u = UnsettledRegions.open(dir, id);
+            return new Layer(id, parent, path, f, u);
         } catch (IOException | RuntimeException e) {
             f.close();
+            if (u != null) {
+                u.close();
+            }
             if (mode == StandardOpenOption.CREATE_NEW) {
                 Files.deleteIfExists(path);
+                Files.deleteIfExists(dir.resolve(id + UnsettledRegions.FILE_SUFFIX));
             }
             throw e;
         }
@@ -139,6 +151,60 @@ final class Layer implements Closeable {
         file.force(false);
     }
 
+    /**
+     * Recovery after a crash, before any I/O: in every region still marked unsettled the data on
+     * disk is taken as the blocks' content and their checksum entries are rewritten to match
+     * (see {@link UnsettledRegions} for why such a mismatch is no corruption). A first write whose
+     * data never landed (zeros under an entry with no previous content) is dropped instead, so the
+     * block reads from the layers below. Then flushes and clears the marks. Returns the number of
+     * entries rewritten.
+     */
+    int settleAfterCrash() throws IOException {
+        List<Long> regions = unsettled.marked();
+        if (regions.isEmpty()) {
+            return 0;
+        }
+        int blockSize = ReplicaStore.BLOCK_SIZE;
+        ByteBuffer region = ByteBuffer.allocateDirect(UnsettledRegions.REGION_BLOCKS * blockSize);
+        CRC32C crc = new CRC32C();
+        int rewritten = 0;
+        for (long r : regions) {
+            long first = r * UnsettledRegions.REGION_BLOCKS;
+            boolean held = false;
+            for (int j = 0; j < UnsettledRegions.REGION_BLOCKS && !held; j++) {
+                held = ChecksumTable.present(table.get(first + j));
+            }
+            if (!held) {
+                continue;
+            }
+            region.clear();
+            readData(region, first * blockSize);
+            for (int j = 0; j < UnsettledRegions.REGION_BLOCKS; j++) {
+                long entry = table.get(first + j);
+                if (!ChecksumTable.present(entry)) {
+                    continue;
+                }
+                ByteBuffer block = region.slice(j * blockSize, blockSize);
+                crc.reset();
+                crc.update(block.duplicate());
+                int actual = (int) crc.getValue();
+                if (actual == ChecksumTable.current(entry)) {
+                    continue;
+                }
+                boolean zeros = true;
+                for (int i = 0; i < blockSize && zeros; i += 8) {
+                    zeros = block.getLong(i) == 0L;
+                }
+                table.put(first + j, !ChecksumTable.hasPrevious(entry) && zeros
+                        ? ChecksumTable.ABSENT : ChecksumTable.encodeClean(actual));
+                rewritten++;
+            }
+        }
+        force();
+        unsettled.clearAll();
+        return rewritten;
+    }
+
     /** Bytes on disk of this layer's file. */
     long allocatedBytes() throws IOException {
         return DiskUsage.allocatedBytes(path);
@@ -149,14 +215,19 @@ final class Layer implements Closeable {
         try {
             table.close();
         } finally {
-            file.close();
+            try {
+                file.close();
+            } finally {
+                unsettled.close();
+            }
         }
     }
 
-    /** Closes and removes the file. */
+    /** Closes and removes the files. */
     void closeAndDelete() throws IOException {
         close();
         Files.deleteIfExists(path);
+        Files.deleteIfExists(unsettled.path());
     }
 
     @Override

@@ -16,7 +16,11 @@ import org.slf4j.LoggerFactory;
  * <p>Checksums: every 4 KiB block is verified against its crc32c on every read. A write first
  * stores {new crc, previous crc} in the table, then writes the data; a reader that finds the
  * previous content (a write torn by a crash before its data landed) returns it and repairs the
- * entry, anything else that does not match fails with {@link ChecksumMismatchException}.
+ * entry, anything else that does not match fails with {@link ChecksumMismatchException}. The
+ * opposite order (data on disk, entry not yet) is what a power loss can leave too, since the page
+ * cache writes pages back in any order: before a write touches a region, the region is durably
+ * marked unsettled, and recovery takes the data of marked regions as written
+ * ({@link UnsettledRegions}, {@link Layer#settleAfterCrash}).
  *
  * <p>Threading: thread-safe without a global lock on the I/O path. Writers of a block are
  * serialised by striped locks (partial-block writes do read-modify-write under the block's
@@ -232,6 +236,10 @@ public final class LayeredReplicaStore implements ReplicaStore {
         try {
             ensureOpen();
             Layer h = head;
+            if (src.hasRemaining()) {
+                long first = offset >>> SHIFT;
+                h.unsettled.markBeforeWrite(first, (int) (((offset + src.remaining() - 1) >>> SHIFT) - first + 1));
+            }
             Scratch s = SCRATCH.get();
             long pos = offset;
             while (src.hasRemaining()) {
@@ -328,6 +336,44 @@ public final class LayeredReplicaStore implements ReplicaStore {
             head.force();
         } finally {
             structure.unlockRead(stamp);
+        }
+    }
+
+    /**
+     * One settle round (see {@link UnsettledRegions}), run by the pool every few seconds: takes the
+     * regions marked but not written since the previous round, flushes, and clears their marks if
+     * no write touched them meanwhile. Returns the number of regions settled. Rounds of one store
+     * are serialised: a second settler resetting the touched set would hide writes from the first.
+     */
+    synchronized int settle() throws IOException {
+        Layer h;
+        long[][] idle;
+        long stamp = structure.writeLock();
+        try {
+            if (isClosed()) {
+                return 0;
+            }
+            h = head;
+            idle = h.unsettled.takeIdle();
+        } finally {
+            structure.unlockWrite(stamp);
+        }
+        boolean any = false;
+        for (long[] page : idle) {
+            any |= page != null;
+        }
+        if (!any) {
+            return 0;
+        }
+        h.force();
+        stamp = structure.writeLock();
+        try {
+            if (isClosed() || head != h) {
+                return 0; // the layer was frozen (and settled) or the store closed meanwhile
+            }
+            return h.unsettled.clearIdle(idle);
+        } finally {
+            structure.unlockWrite(stamp);
         }
     }
 

@@ -158,6 +158,7 @@ class IntegrityAndRecoveryTest {
         pool = null;
         Path layers = dir.resolve(FileStoragePool.LAYERS_DIR);
         Files.write(layers.resolve("L0000000000000099" + Layer.FILE_SUFFIX), new byte[10]);
+        Files.write(layers.resolve("L0000000000000099" + UnsettledRegions.FILE_SUFFIX), new byte[8]);
         Files.write(layers.resolve("notes.txt"), new byte[1]);
         Files.writeString(dir.resolve(PoolManifest.TEMP_NAME), "half a manifest");
         reopen();

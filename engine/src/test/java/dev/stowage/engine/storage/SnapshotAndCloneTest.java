@@ -67,10 +67,11 @@ class SnapshotAndCloneTest {
             pool.snapshot(v, "snap-" + v);
 
             Set<String> after = layerFiles(dir);
-            assertEquals(before.size() + 1, after.size(), "a snapshot adds exactly one layer file");
+            assertEquals(before.size() + 2, after.size(), "a snapshot adds exactly one layer (two files)");
             Layer head = ((LayeredReplicaStore) volume(v)).head();
             assertEquals(frozen, head.parent);
             assertEquals(0, Files.size(head.path()), "new head holds no data and no checksums");
+            assertEquals(0, Files.size(head.unsettled.path()), "and no unsettled regions");
             assertEquals(frozenSize, Files.size(frozen.path()), "frozen layer is not copied or grown");
             assertEquals(volume(v).sizeBytes(), pool.snapshotSizeBytes("snap-" + v));
         }
@@ -144,7 +145,9 @@ class SnapshotAndCloneTest {
         pool.deleteSnapshot("s2");
         Layer cHead = ((LayeredReplicaStore) volume("c")).head();
         assertEquals(Set.of(cHead.id, cHead.parent.id), pool.layerIds(), "only the clone's chain is left");
-        assertEquals(Set.of(cHead.id + Layer.FILE_SUFFIX, cHead.parent.id + Layer.FILE_SUFFIX), layerFiles(dir),
+        assertEquals(Set.of(cHead.id + Layer.FILE_SUFFIX, cHead.parent.id + Layer.FILE_SUFFIX,
+                        cHead.id + UnsettledRegions.FILE_SUFFIX, cHead.parent.id + UnsettledRegions.FILE_SUFFIX),
+                layerFiles(dir),
                 "the volume's and s2's layer files are removed");
         assertArrayEquals(pattern(1, BS), read(volume("c"), 0, BS), "s1's layer lives on under the clone");
         pool.delete("c");

@@ -1,0 +1,183 @@
+package dev.stowage.engine.storage;
+
+import static dev.stowage.engine.storage.StorageTestSupport.BS;
+import static dev.stowage.engine.storage.StorageTestSupport.pattern;
+import static dev.stowage.engine.storage.StorageTestSupport.read;
+import static dev.stowage.engine.storage.StorageTestSupport.write;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Crash consistency of data and checksums (invariant S3 in docs/single-node.md): a power loss may
+ * write a block's new data back before its checksum entry, and that must read as the new data, not
+ * as corruption; bit rot outside recently written regions must still be caught.
+ */
+class UnsettledRegionsTest {
+    private static final long MIB = 1L << 20;
+
+    @TempDir
+    Path dir;
+    private FileStoragePool pool;
+
+    @AfterEach
+    void close() throws IOException {
+        if (pool != null) {
+            pool.close();
+        }
+    }
+
+    /** A pool that settles only when the test says so. */
+    private FileStoragePool reopen() throws IOException {
+        if (pool != null) {
+            pool.close();
+        }
+        pool = FileStoragePool.open(dir, PoolManifest.CommitHook.NONE, Duration.ZERO);
+        return pool;
+    }
+
+    private static Layer head(ReplicaStore store) {
+        return ((LayeredReplicaStore) store).head();
+    }
+
+    /** The regions whose bits are set in the file itself (what a power loss would leave). */
+    private static List<Long> bitsOnDisk(Path file) throws IOException {
+        byte[] bytes = Files.readAllBytes(file);
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        java.util.ArrayList<Long> regions = new java.util.ArrayList<>();
+        for (int i = 0; i + 8 <= bytes.length; i += 8) {
+            long word = b.getLong(i);
+            for (int bit = 0; bit < 64; bit++) {
+                if ((word & (1L << bit)) != 0) {
+                    regions.add((long) i * 8 + bit);
+                }
+            }
+        }
+        return regions;
+    }
+
+    @Test
+    void dataThatReachedTheDiskBeforeItsChecksumReadsBackAfterACrash() throws IOException {
+        ReplicaStore vol = reopen().create("vol", 8 * MIB);
+        byte[] old = pattern(1, BS);
+        byte[] rot = pattern(5, BS);
+        write(vol, 3L * BS, old);
+        write(vol, 5 * MIB, rot); // region 5: written, flushed and settled long before the crash
+        vol.flush();
+        pool.settle();
+        pool.settle();
+        Layer head = head(vol);
+        assertEquals(List.of(), bitsOnDisk(head.unsettled.path()), "everything settled");
+        long oldEntry = head.table.get(3);
+
+        byte[] fresh = pattern(2, BS);
+        write(vol, 3L * BS, fresh);
+        assertEquals(List.of(0L), bitsOnDisk(head.unsettled.path()), "the write marked its region before returning");
+
+        // The power loss: the data page reached the disk, the checksum table page did not.
+        head.table.put(3, oldEntry);
+        head.force();
+        byte[] marksAtTheCrash = Files.readAllBytes(head.unsettled.path());
+        Path unsettledFile = head.unsettled.path();
+        Path layerFile = head.path();
+        pool.close();
+        pool = null;
+        Files.write(unsettledFile, marksAtTheCrash); // a clean close cleared them; a crash would not have
+        // Bit rot in the settled region meanwhile.
+        try (FileChannel f = FileChannel.open(layerFile, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            f.write(ByteBuffer.wrap(new byte[] {(byte) ~rot[100]}), Layer.DATA_OFFSET + 5 * MIB + 100);
+        }
+
+        ReplicaStore again = reopen().open("vol").orElseThrow();
+        assertArrayEquals(fresh, read(again, 3L * BS, BS), "the data on disk is the block's content");
+        assertEquals(List.of(), bitsOnDisk(head(again).unsettled.path()), "recovery settled the region");
+        ChecksumMismatchException e = assertThrows(ChecksumMismatchException.class, () -> read(again, 5 * MIB, BS),
+                "a mismatch outside the marked regions is still corruption");
+        assertEquals(5 * MIB / BS, e.blockIndex());
+
+        pool.close();
+        pool = null;
+        ReplicaStore third = reopen().open("vol").orElseThrow();
+        assertArrayEquals(fresh, read(third, 3L * BS, BS), "the rewritten checksum entry was made durable");
+    }
+
+    @Test
+    void aFirstWriteWhoseDataNeverLandedReadsWhatLiesBelow() throws IOException {
+        ReplicaStore vol = reopen().create("vol", 4 * MIB);
+        byte[] below = pattern(1, BS);
+        write(vol, 0, below);
+        pool.snapshot("vol", "s");
+        write(vol, 0, pattern(2, BS)); // the head's first write of block 0
+        Layer head = head(vol);
+        byte[] marks = Files.readAllBytes(head.unsettled.path());
+        // The crash: the entry reached the disk, the data (the head's first for this block) did not.
+        try (FileChannel f = FileChannel.open(head.path(), StandardOpenOption.WRITE)) {
+            f.truncate(Layer.DATA_OFFSET);
+        }
+        Path unsettledFile = head.unsettled.path();
+        pool.close();
+        pool = null;
+        Files.write(unsettledFile, marks);
+        ReplicaStore again = reopen().open("vol").orElseThrow();
+        assertArrayEquals(below, read(again, 0, BS));
+        assertEquals(ChecksumTable.ABSENT, head(again).table.get(0), "the head no longer claims the block");
+    }
+
+    @Test
+    void aRegionIsUnmarkedOnlyAfterAFlushAndAWholeRoundWithoutWrites() throws IOException {
+        ReplicaStore vol = reopen().create("vol", 8 * MIB);
+        Layer head = head(vol);
+        write(vol, 0, pattern(1, 2 * BS));
+        write(vol, 2 * MIB - BS, pattern(2, 2 * BS)); // spans regions 1 and 2
+        assertEquals(List.of(0L, 1L, 2L), head.unsettled.marked());
+        long syncs = head.unsettled.syncs();
+
+        assertEquals(0, pool.settle(), "written during this round: not idle yet");
+        write(vol, 2 * MIB, pattern(3, BS)); // region 2 again
+        assertEquals(syncs, head.unsettled.syncs(), "a marked region costs no sync");
+        assertEquals(2, pool.settle(), "regions 0 and 1 were idle for a round; region 2 was written");
+        assertEquals(List.of(2L), head.unsettled.marked());
+        assertEquals(List.of(2L), bitsOnDisk(head.unsettled.path()));
+        assertEquals(1, pool.settle());
+        assertEquals(List.of(), head.unsettled.marked());
+
+        write(vol, 0, pattern(4, BS));
+        assertEquals(syncs + 1, head.unsettled.syncs(), "a settled region is marked again, durably");
+        assertEquals(List.of(0L), bitsOnDisk(head.unsettled.path()));
+    }
+
+    @Test
+    void snapshotsAndCleanClosesLeaveNothingToRecover() throws IOException {
+        ReplicaStore vol = reopen().create("vol", 4 * MIB);
+        write(vol, 0, pattern(1, BS));
+        Layer frozen = head(vol);
+        pool.snapshot("vol", "s");
+        assertEquals(List.of(), frozen.unsettled.marked(), "a frozen layer is flushed and never written again");
+        assertEquals(List.of(), bitsOnDisk(frozen.unsettled.path()));
+
+        write(vol, MIB, pattern(2, BS));
+        Path unsettledFile = head(vol).unsettled.path();
+        assertFalse(bitsOnDisk(unsettledFile).isEmpty());
+        pool.close();
+        pool = null;
+        assertEquals(List.of(), bitsOnDisk(unsettledFile), "a clean close flushes and clears");
+        ReplicaStore again = reopen().open("vol").orElseThrow();
+        assertArrayEquals(pattern(2, BS), read(again, MIB, BS));
+        assertTrue(head(again).unsettled.marked().isEmpty());
+    }
+}
