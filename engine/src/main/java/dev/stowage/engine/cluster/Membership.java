@@ -30,7 +30,9 @@ import java.util.function.Consumer;
  * <p>{@link #join} registers the node's {@link NodeDescriptor} under {@code /stowage/nodes/<id>}
  * bound to a lease that the store keeps alive; the key disappears when the lease expires (the node
  * died or lost the store for longer than the TTL) or when {@link #close()} revokes it. A node is
- * <em>live</em> exactly while its key exists: there is no other liveness signal.
+ * <em>live</em> exactly while its key exists: there is no other liveness signal. A node that sees
+ * its own key expire while it runs registers again under a new lease ({@link #rejoin}); to the
+ * others that is a leave followed by a join, as if it had restarted.
  *
  * <p>The view: {@code join} reads the store's revision, lists {@code /stowage/nodes/}, and watches
  * the prefix from that revision onwards, so no change is missed between the list and the watch.
@@ -68,7 +70,9 @@ public final class Membership implements AutoCloseable {
     }
 
     private final MetadataStore store;
-    private final Lease lease;
+    private final Duration leaseTtl;
+    /** The lease of the current registration; replaced when the node joins again. */
+    private volatile Lease lease;
     private final Clock clock;
     private final String key;
     private final ExecutorService events;
@@ -85,13 +89,16 @@ public final class Membership implements AutoCloseable {
     private NodeDescriptor self;
     private long selfRevision;
     private volatile AutoCloseable watch;
+    private final java.util.concurrent.atomic.AtomicBoolean rejoining = new java.util.concurrent.atomic.AtomicBoolean();
     private volatile boolean closed;
 
     private record Member(NodeDescriptor node, long modRevision) {}
 
-    private Membership(MetadataStore store, Lease lease, Clock clock, NodeDescriptor self, long selfRevision) {
+    private Membership(MetadataStore store, Lease lease, Duration leaseTtl, Clock clock, NodeDescriptor self,
+                       long selfRevision) {
         this.store = store;
         this.lease = lease;
+        this.leaseTtl = leaseTtl;
         this.clock = clock;
         this.key = PREFIX + self.id();
         this.self = self;
@@ -127,7 +134,7 @@ public final class Membership implements AutoCloseable {
         Membership membership = null;
         try {
             long revision = register(store, self, lease, leaseTtl);
-            membership = new Membership(store, lease, clock, self, revision);
+            membership = new Membership(store, lease, leaseTtl, clock, self, revision);
             membership.startView();
             log.info("node {} joined the cluster at {} (labels {}, lease {}, ttl {})", self.id(), self.address(),
                     self.labels(), Long.toHexString(lease.id()), leaseTtl);
@@ -304,9 +311,76 @@ public final class Membership implements AutoCloseable {
         view.remove(id);
         log.info("node {} left the cluster (revision {})", id, revision);
         if (id.equals(self.id()) && !closed) {
-            log.error("this node's registration {} is gone (its lease expired); other nodes consider it dead", key);
+            log.error("this node's registration {} is gone (its lease expired); other nodes consider it dead"
+                    + " until it joins again", key);
+            rejoin();
         }
         dispatch(listener -> listener.onLeave(known.node()));
+    }
+
+    /**
+     * This node's registration expired while the process lived on (a partition from the store, or
+     * a stall, longer than the lease TTL): registers again under a new lease, on a thread of its
+     * own, retrying with a growing pause until it succeeds or the membership closes. Other nodes
+     * see a leave and then a join, as for a restart, so this node's replicas are resynced (only
+     * what they missed) instead of waiting for an operator to restart the process. Gives up if
+     * another live member has taken the id meanwhile.
+     */
+    private void rejoin() {
+        if (!rejoining.compareAndSet(false, true)) {
+            return;
+        }
+        Thread thread = new Thread(() -> {
+            long pauseMillis = 200;
+            try {
+                while (!closed) {
+                    try {
+                        rejoinOnce();
+                        return;
+                    } catch (IllegalStateException e) {
+                        log.error("node {} cannot join again: {}", key, e.getMessage());
+                        return;
+                    } catch (RuntimeException e) {
+                        log.warn("node {}: joining again failed ({}); retrying in {} ms", self().id(), e.toString(),
+                                pauseMillis);
+                    }
+                    Thread.sleep(pauseMillis);
+                    pauseMillis = Math.min(pauseMillis * 2, 5_000);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                rejoining.set(false);
+            }
+        }, "stowage-membership-rejoin-" + self().id());
+        thread.setDaemon(true);
+        thread.start();
+    }
+
+    private void rejoinOnce() {
+        Lease fresh = Futures.join(store.grantLeaseAsync(leaseTtl));
+        try {
+            synchronized (registrationLock) {
+                if (closed) {
+                    closeQuietly(fresh);
+                    return;
+                }
+                long revision = register(store, self, fresh, leaseTtl);
+                Lease old = lease;
+                lease = fresh;
+                selfRevision = revision;
+                log.warn("node {} joined the cluster again under lease {} (its previous lease {} expired)", self.id(),
+                        Long.toHexString(fresh.id()), Long.toHexString(old.id()));
+                try {
+                    old.close(); // ends its keep-alive; etcd no longer knows it, so the revoke may fail
+                } catch (RuntimeException e) {
+                    log.debug("revoking expired lease {}: {}", Long.toHexString(old.id()), e.toString());
+                }
+            }
+        } catch (RuntimeException e) {
+            closeQuietly(fresh);
+            throw e;
+        }
     }
 
     /** Under lock: {@code member} is the record of node {@code id}, which was {@code known} before. */
@@ -517,7 +591,8 @@ public final class Membership implements AutoCloseable {
 
     private IllegalStateException lost(RuntimeException cause) {
         return new IllegalStateException("node " + self.id() + " is no longer registered under " + key
-                + " (its lease expired or was revoked); the node must join again", cause);
+                + " (its lease expired or was revoked); it registers again by itself unless the membership"
+                + " is closed", cause);
     }
 
     /**
@@ -531,7 +606,11 @@ public final class Membership implements AutoCloseable {
             return;
         }
         closed = true;
-        closeQuietly(lease);
+        Lease current;
+        synchronized (registrationLock) { // a rejoin in progress either saw closed or swapped the lease first
+            current = lease;
+        }
+        closeQuietly(current);
         AutoCloseable w = watch;
         if (w != null) {
             closeWatch(w);

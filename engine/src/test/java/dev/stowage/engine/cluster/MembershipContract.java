@@ -156,23 +156,40 @@ public abstract class MembershipContract {
     }
 
     @Test
-    void leaseExpiryRemovesTheNode() {
+    void aNodeWhoseLeaseExpiredLeavesAndJoinsAgain() {
         Membership m1 = join(store, node("n1", "a"), LONG_TTL);
         Membership m2 = join(peerStore, node("n2", "b"), shortTtl());
         Recorder recorder = new Recorder();
         m1.addListener(recorder);
         assertTrue(m1.awaitNode("n2", DEADLINE).isPresent());
+        MetadataStore.Lease expired = m2.lease();
 
-        stopKeepAlive(m2.lease());
+        stopKeepAlive(expired); // as a partition from the store longer than the TTL would
         advanceClock(shortTtl().multipliedBy(2));
 
-        Await.until(DEADLINE, "n2's lease to expire", () -> !m1.isAlive("n2"));
         Await.until(DEADLINE, "the leave of n2", () -> recorder.calls.contains("leave n2"));
-        assertTrue(store.get(Membership.PREFIX + "n2").isEmpty());
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> m2.updateCapacity(1L << 30));
-        assertTrue(e.getMessage().contains("n2 is no longer registered"), e.getMessage());
+        Await.until(DEADLINE, "n2 to join again", () -> recorder.calls.equals(
+                List.of("join n1", "join n2", "leave n2", "join n2")));
+        assertTrue(m1.isAlive("n2"));
+        assertTrue(m2.lease().id() != expired.id(), "registered under a new lease");
+        assertEquals(m2.lease().id(), store.get(Membership.PREFIX + "n2").orElseThrow().leaseId());
+        NodeDescriptor updated = m2.updateCapacity(1L << 30);
+        assertEquals(1L << 30, updated.freeBytes(), "the new registration takes updates");
         assertTrue(m1.isAlive("n1"), "the other member is unaffected");
         assertEquals(List.of(), recorder.violations);
+    }
+
+    @Test
+    void aClosedMembershipDoesNotJoinAgain() {
+        Membership m1 = join(store, node("n1", "a"), LONG_TTL);
+        Membership m2 = join(peerStore, node("n2", "b"), shortTtl());
+        assertTrue(m1.awaitNode("n2", DEADLINE).isPresent());
+        m2.close();
+        Await.until(DEADLINE, "n2 to leave", () -> !m1.isAlive("n2"));
+        advanceClock(shortTtl().multipliedBy(2));
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> m2.updateCapacity(1L << 30));
+        assertTrue(e.getMessage().contains("closed"), e.getMessage());
+        assertTrue(store.get(Membership.PREFIX + "n2").isEmpty(), "no registration after close");
     }
 
     @Test
