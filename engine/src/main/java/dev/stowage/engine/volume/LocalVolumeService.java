@@ -96,6 +96,9 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         service.repairer = new ReplicaRepairer(fleet,
                 new ReplicaRepairer.Config(java.time.Duration.ofSeconds(1), replicaReplaceTimeout, rebuildBytesPerSecond),
                 service::attachedCoordinators, service::record, service::updateRecord);
+        StrayReplicaCollector strays = new StrayReplicaCollector(metadata, fleet, config.nodeId(),
+                StrayReplicaCollector.GRACE, clock);
+        service.repairer.also(java.time.Duration.ofMinutes(1), strays::collectQuietly);
         return service;
     }
 

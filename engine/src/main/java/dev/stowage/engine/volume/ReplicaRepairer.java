@@ -31,7 +31,8 @@ import org.slf4j.LoggerFactory;
  *   <li>a STALE replica whose node has been away longer than {@code replaceTimeout} is replaced: a new
  *       replica is placed by the same rules on another node, created empty, put in the record as
  *       REBUILDING and rebuilt from the written regions (invariant 5). The old node deletes its copy when
- *       it starts again and finds no record assigning it to it.</li>
+ *       it starts again and finds no record assigning it to it, or, if it comes back without a restart,
+ *       once no record has assigned the copy to it for ten minutes ({@link StrayReplicaCollector}).</li>
  * </ul>
  * Copies are capped at {@code bandwidthBytesPerSecond} (0: no cap).
  *
@@ -57,6 +58,7 @@ final class ReplicaRepairer implements AutoCloseable {
     private final java.util.function.BiConsumer<String, UnaryOperator<VolumeRecord>> update;
     private final ScheduledExecutorService thread;
     private final Map<String, String> warned = new ConcurrentHashMap<>();
+    private final java.util.List<Map.Entry<Duration, Runnable>> housekeeping = new java.util.ArrayList<>();
 
     ReplicaRepairer(ClusterFleet fleet, Config config, Supplier<Map<String, Coordinator>> attached,
                     Function<String, Optional<VolumeRecord>> records,
@@ -76,9 +78,21 @@ final class ReplicaRepairer implements AutoCloseable {
     void start() {
         long ms = config.interval().toMillis();
         thread.scheduleWithFixedDelay(this::repairOnce, ms, ms, TimeUnit.MILLISECONDS);
+        for (Map.Entry<Duration, Runnable> h : housekeeping) {
+            long every = h.getKey().toMillis();
+            thread.scheduleWithFixedDelay(h.getValue(), every, every, TimeUnit.MILLISECONDS);
+        }
         LOG.info("replica repair every {} ms; replicas away longer than {} s are replaced; copies capped at {} B/s",
                 ms, config.replaceTimeout().toSeconds(), config.bandwidthBytesPerSecond() == 0 ? "no"
                         : config.bandwidthBytesPerSecond());
+    }
+
+    /**
+     * Runs {@code task} every {@code every} on the repair thread too, from {@link #start} on (node
+     * housekeeping such as {@link StrayReplicaCollector}).
+     */
+    void also(Duration every, Runnable task) {
+        housekeeping.add(Map.entry(every, task));
     }
 
     /** One pass over the attached volumes; never throws (a failure is retried on the next pass). */

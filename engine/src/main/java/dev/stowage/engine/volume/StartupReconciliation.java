@@ -2,9 +2,10 @@ package dev.stowage.engine.volume;
 
 import dev.stowage.engine.cluster.MetadataStore;
 import dev.stowage.engine.cluster.MetadataStore.Versioned;
-import dev.stowage.proto.metadata.VolumeRecord;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.time.Clock;
+import java.time.Duration;
 import java.util.HashSet;
 import java.util.Set;
 import org.slf4j.Logger;
@@ -23,13 +24,8 @@ final class StartupReconciliation {
 
     static void run(MetadataStore metadata, ReplicaFleet fleet, String nodeId) throws IOException {
         Set<String> recorded = new HashSet<>();
-        Set<String> assignedHere = new HashSet<>();
         for (Versioned v : metadata.list(MetadataKeys.VOLUMES)) {
-            VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
-            recorded.add(r.getId());
-            if (r.getReplicasList().stream().anyMatch(rep -> rep.getNodeId().equals(nodeId))) {
-                assignedHere.add(r.getId());
-            }
+            recorded.add(MetadataProtos.parseVolume(v.key(), v.value()).getId());
         }
         for (Versioned claim : metadata.list(MetadataKeys.VOLUME_NAMES)) {
             String id = new String(claim.value(), StandardCharsets.UTF_8);
@@ -38,14 +34,8 @@ final class StartupReconciliation {
                 VolumeRecords.deleteQuietly(metadata, claim);
             }
         }
-        for (String id : fleet.localVolumeIds()) {
-            if (!assignedHere.contains(id)) {
-                // Either a creation that died midway, or a replica replaced while this node was away.
-                LOG.info("deleting replica data of volume {}: no volume record assigns it to node {}", id,
-                        nodeId);
-                fleet.deleteLocal(id);
-            }
-        }
+        // Either a creation that died midway, or a replica replaced while this node was away.
+        new StrayReplicaCollector(metadata, fleet, nodeId, Duration.ZERO, Clock.systemUTC()).collect();
         Set<String> snapshots = new HashSet<>();
         for (Versioned v : metadata.list(MetadataKeys.SNAPSHOTS)) {
             snapshots.add(v.key().substring(MetadataKeys.SNAPSHOTS.length()));

@@ -10,6 +10,7 @@ import dev.stowage.engine.api.Snapshot;
 import dev.stowage.engine.api.Volume;
 import dev.stowage.engine.api.VolumeSpec;
 import dev.stowage.engine.cluster.MetadataStore;
+import dev.stowage.proto.metadata.VolumeRecord;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
@@ -109,6 +110,43 @@ class IdempotencyAndRepairTest extends VolumeServiceHarness {
         assertEquals(kept, service.getVolume(kept.id()).orElseThrow());
         Volume fresh = create("half-made", MIB);
         assertNotEquals(ORPHAN, fresh.id());
+    }
+
+    @Test
+    void runningNodeDeletesReplicaDataNoRecordHasAssignedItForTheGrace() throws Exception {
+        Volume kept = create("kept", MIB);
+        // Replaced on node-b while this node was away; this node came back without a restart.
+        String replaced = "vol-00000000-0000-0000-0000-00000000000c";
+        pool.create(replaced, MIB);
+        metadata.put(MetadataKeys.volume(replaced), VolumeRecord.newBuilder().setId(replaced).setName("moved")
+                .setSizeBytes(MIB).setReplicaCount(1).addReplicas(MetadataProtos.healthyReplica("node-b")).build()
+                .toByteArray(), MetadataStore.ABSENT);
+        java.util.concurrent.atomic.AtomicReference<java.time.Instant> now =
+                new java.util.concurrent.atomic.AtomicReference<>(java.time.Instant.parse("2026-01-01T00:00:00Z"));
+        java.time.Clock clock = new java.time.Clock() {
+            @Override public java.time.ZoneId getZone() { return java.time.ZoneOffset.UTC; }
+            @Override public java.time.Clock withZone(java.time.ZoneId zone) { return this; }
+            @Override public java.time.Instant instant() { return now.get(); }
+        };
+        java.time.Duration grace = java.time.Duration.ofMinutes(10);
+        StrayReplicaCollector strays = new StrayReplicaCollector(metadata,
+                new LocalFleet(NODE, Map.of(), pool, 4.0), NODE, grace, clock);
+
+        assertEquals(Set.of(), strays.collect(), "first seen unassigned: kept for the grace");
+        pool.create(ORPHAN, MIB); // a creation in progress: its data exists, its record not yet
+        now.set(now.get().plus(grace).minusSeconds(60));
+        assertEquals(Set.of(), strays.collect());
+        now.set(now.get().plusSeconds(60));
+        assertEquals(Set.of(replaced), strays.collect(), "unassigned for the whole grace: deleted");
+        assertEquals(Set.of(kept.id(), ORPHAN), pool.volumeIds(), "the creation in progress is younger");
+
+        metadata.put(MetadataKeys.volume(ORPHAN), VolumeRecord.newBuilder().setId(ORPHAN).setName("late")
+                .setSizeBytes(MIB).setReplicaCount(1).addReplicas(MetadataProtos.healthyReplica(NODE)).build()
+                .toByteArray(), MetadataStore.ABSENT); // the creation completes
+        now.set(now.get().plus(grace.multipliedBy(3)));
+        assertEquals(Set.of(), strays.collect(), "assigned now: never deleted");
+        assertEquals(Set.of(kept.id(), ORPHAN), pool.volumeIds());
+        assertEquals(kept, service.getVolume(kept.id()).orElseThrow());
     }
 
     @Test
