@@ -59,9 +59,12 @@ public final class NodeRuntime implements AutoCloseable {
             FuseFrontend frontend = new FuseFrontend(FuseFrontendConfig.defaults(options.dataDir().resolve("run/fuse"))
                     .withThreadsPerVolume(options.fuseThreads()));
             started.push(frontend);
+            long maxVolumeBytes = 64L * 1024 * VolumeServiceConfig.GIB;
+            if (pool != null) {
+                maxVolumeBytes = Math.min(maxVolumeBytes, pool.maxVolumeBytes()); // e.g. 16 TiB files on ext4
+            }
             VolumeServiceConfig config = new VolumeServiceConfig(options.nodeId(), options.labels(),
-                    options.maxVolumes(), VolumeServiceConfig.GIB, 64L * 1024 * VolumeServiceConfig.GIB, 4.0,
-                    options.loopDirectIo());
+                    options.maxVolumes(), VolumeServiceConfig.GIB, maxVolumeBytes, 4.0, options.loopDirectIo());
             if (options.etcdEndpoints().isEmpty()) {
                 volumes = new LocalVolumeService(config, metadata, pool, frontend, Clock.systemUTC());
             } else {

@@ -69,6 +69,8 @@ public final class FileStoragePool implements StoragePool {
     private final Map<String, LayeredReplicaStore> stores = new HashMap<>();
     private PoolManifest manifest;
     private boolean closed;
+    /** See {@link #maxVolumeBytes()}; probed at open. */
+    private long maxVolumeBytes = StorageIds.MAX_SIZE_BYTES;
     private ScheduledExecutorService settler;
 
     private FileStoragePool(Path dataDir, PoolManifest.CommitHook hook, FileChannel lockChannel, FileLock lock) {
@@ -126,6 +128,7 @@ public final class FileStoragePool implements StoragePool {
         }
         FileStoragePool pool = new FileStoragePool(dir, hook, lockChannel, lock);
         try {
+            pool.maxVolumeBytes = probeMaxVolumeBytes(dir);
             pool.recover();
             pool.startSettler(settleInterval);
             return pool;
@@ -207,7 +210,7 @@ public final class FileStoragePool implements StoragePool {
     @Override
     public synchronized ReplicaStore create(String volumeId, long sizeBytes) throws IOException {
         StorageIds.requireId("volumeId", volumeId);
-        StorageIds.requireSize("sizeBytes", sizeBytes);
+        requireFits("sizeBytes", sizeBytes);
         ensureOpen();
         requireNoVolume(volumeId);
         LayeredReplicaStore store = addVolume(volumeId, null, sizeBytes);
@@ -232,7 +235,7 @@ public final class FileStoragePool implements StoragePool {
             throws IOException {
         StorageIds.requireId("snapshotId", snapshotId);
         StorageIds.requireId("volumeId", volumeId);
-        StorageIds.requireSize("sizeBytes", sizeBytes);
+        requireFits("sizeBytes", sizeBytes);
         ensureOpen();
         SnapshotRecord snap = requireSnapshot(snapshotId);
         requireNoVolume(volumeId);
@@ -251,7 +254,7 @@ public final class FileStoragePool implements StoragePool {
             throws IOException {
         StorageIds.requireId("sourceVolumeId", sourceVolumeId);
         StorageIds.requireId("volumeId", volumeId);
-        StorageIds.requireSize("sizeBytes", sizeBytes);
+        requireFits("sizeBytes", sizeBytes);
         ensureOpen();
         VolumeRecord source = requireVolume(sourceVolumeId);
         requireNoVolume(volumeId);
@@ -323,6 +326,7 @@ public final class FileStoragePool implements StoragePool {
     /** Persists a store's new size; called by {@link LayeredReplicaStore#resize}. */
     private synchronized void resize(LayeredReplicaStore store, long newSizeBytes) throws IOException {
         ensureOpen();
+        requireFits("newSizeBytes", newSizeBytes);
         VolumeRecord v = manifest.volumes.get(store.volumeId());
         if (v == null || stores.get(store.volumeId()) != store) {
             throw new IOException("volume " + store.volumeId() + " was deleted");
@@ -486,6 +490,70 @@ public final class FileStoragePool implements StoragePool {
             throw failure;
         }
         LOG.info("pool {} closed", dataDir);
+    }
+
+    // ---------------------------------------------------------------- size limit
+
+    @Override
+    public long maxVolumeBytes() {
+        return maxVolumeBytes;
+    }
+
+    private void requireFits(String parameter, long sizeBytes) {
+        StorageIds.requireSize(parameter, sizeBytes);
+        if (sizeBytes > maxVolumeBytes) {
+            throw new IllegalArgumentException(parameter + " " + sizeBytes + " exceeds the largest volume pool "
+                    + dataDir + " can hold, " + maxVolumeBytes + " bytes: its file system ends files at "
+                    + (maxVolumeBytes + Layer.DATA_OFFSET) + " bytes and volume data starts at byte "
+                    + Layer.DATA_OFFSET + " of a layer file");
+        }
+    }
+
+    /**
+     * The largest volume whose layer file the file system under {@code dir} accepts, found by
+     * truncating a scratch file (sparse: no data is written) to ever closer sizes. A file system
+     * caps a file's size (ext4 with 4 KiB blocks at 16 TiB - 4 KiB); a volume beyond that would be
+     * created but fail writes near its end, so mkfs on it would fail half way.
+     */
+    private static long probeMaxVolumeBytes(Path dir) throws IOException {
+        Path probe = dir.resolve("size-probe.tmp");
+        try (FileChannel f = FileChannel.open(probe, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING)) {
+            long fits = 0; // in 4 KiB blocks of volume
+            long tooBig = StorageIds.MAX_SIZE_BYTES / 4096 + 1;
+            if (truncates(f, Layer.DATA_OFFSET + StorageIds.MAX_SIZE_BYTES)) {
+                return StorageIds.MAX_SIZE_BYTES;
+            }
+            while (tooBig - fits > 1) {
+                long mid = (fits + tooBig) >>> 1;
+                if (truncates(f, Layer.DATA_OFFSET + mid * 4096)) {
+                    fits = mid;
+                } else {
+                    tooBig = mid;
+                }
+            }
+            long max = fits * 4096;
+            LOG.info("pool {}: its file system caps a file at {} bytes, so the largest volume is {} bytes", dir,
+                    Layer.DATA_OFFSET + max, max);
+            return max;
+        } finally {
+            Files.deleteIfExists(probe);
+        }
+    }
+
+    private static boolean truncates(FileChannel f, long size) throws IOException {
+        try {
+            f.truncate(0);
+            f.position(0);
+            // FileChannel.truncate only shrinks; growing a sparse file goes through a one-byte write at its end.
+            f.write(java.nio.ByteBuffer.allocate(1), size - 1);
+            return true;
+        } catch (IOException e) {
+            if (e.getMessage() != null && e.getMessage().contains("File too large")) {
+                return false;
+            }
+            throw e;
+        }
     }
 
     // ---------------------------------------------------------------- settling

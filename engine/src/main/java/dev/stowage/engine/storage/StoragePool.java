@@ -54,6 +54,13 @@ public interface StoragePool extends AutoCloseable {
     /** Total bytes of the file system under the data directory. */
     long capacityBytes() throws IOException;
 
+    /**
+     * The largest volume this pool can hold: at most 64 TiB, less where the file system under the
+     * data directory limits the size of a file (ext4 with 4 KiB blocks: 16 TiB, of which the
+     * checksum table's room takes 128 GiB). Creating or growing a volume beyond it is refused.
+     */
+    long maxVolumeBytes();
+
     @Override
     void close() throws IOException;
 }

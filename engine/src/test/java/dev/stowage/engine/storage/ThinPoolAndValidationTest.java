@@ -39,6 +39,31 @@ class ThinPoolAndValidationTest {
     }
 
     @Test
+    void theLargestVolumeIsWhatTheFileSystemCanHoldAndItsLastBlockWorks() throws IOException {
+        long max = pool.maxVolumeBytes();
+        assertTrue(max > 0 && max <= 64 * TIB && max % 4096 == 0, "max " + max);
+        if (FileStoragePool.LAYER_DATA_OFFSET + 64 * TIB > 16 * TIB - 4096
+                && java.nio.file.Files.getFileStore(dir).type().equals("ext4")) {
+            assertEquals(16 * TIB - 4096 - FileStoragePool.LAYER_DATA_OFFSET, max, "ext4 caps files at 16 TiB - 4 KiB");
+        }
+        ReplicaStore vol = pool.create("largest", max);
+        byte[] last = pattern(3, 4096);
+        write(vol, max - 4096, last); // where mkfs puts a backup superblock
+        vol.flush();
+        assertArrayEquals(last, read(vol, max - 4096, 4096));
+        if (max < 64 * TIB) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> pool.create("too-big", max + 4096));
+            assertTrue(e.getMessage().startsWith("sizeBytes " + (max + 4096) + " exceeds the largest volume pool"),
+                    e.getMessage());
+            IllegalArgumentException grow = assertThrows(IllegalArgumentException.class, () -> vol.resize(max + 4096));
+            assertTrue(grow.getMessage().startsWith("newSizeBytes"), grow.getMessage());
+            assertEquals(max, vol.sizeBytes());
+        }
+        assertTrue(java.nio.file.Files.notExists(dir.resolve("size-probe.tmp")), "the probe file is gone");
+    }
+
+    @Test
     void aTebibyteVolumeCostsAlmostNothingUntilWritten() throws IOException {
         ReplicaStore vol = pool.create("big", TIB);
         assertTrue(vol.allocatedBytes() < 64 * 1024, "empty: " + vol.allocatedBytes());
