@@ -147,6 +147,72 @@ class ReplicaRepairTest {
         }
     }
 
+    /**
+     * Writes that land while a resync copies regions must reach the returning replica: a region
+     * copied after the write carries it from the source, one copied before gets it directly, and a
+     * copy never overwrites a newer write (the coordinator locks the region it copies). The copy
+     * is slowed by a bandwidth cap so that the writes overlap it; the test checks that they did.
+     */
+    @Test
+    void writesDuringAResyncReachTheReturningReplica() throws Exception {
+        try (TestCluster cluster = TestCluster.start("repair-concurrent")) {
+            int span = (int) (64 * MIB);
+            cluster.startNodes(storage("n1", 600).with("--rebuild-bandwidth", Long.toString(4 * MIB)),
+                    storage("n2", 600), storage("n3", 600));
+            String volumeId = create(cluster, "n1", 3, 128 * MIB);
+            Path device = cluster.attach("n1", volumeId, TestCluster.block(), Duration.ofSeconds(30));
+            byte[] model = pattern(span, 1);
+            write(device, 0, model);
+
+            cluster.kill("n3");
+            byte[] away = pattern((int) (40 * MIB), 2); // 40 regions to copy: about 10 s at 4 MiB/s
+            write(device, 0, away);
+            System.arraycopy(away, 0, model, 0, away.length);
+
+            cluster.restart("n3");
+            Path log = cluster.log("n1");
+            Instant deadline = Instant.now().plusSeconds(60);
+            while (!Files.readString(log).contains("resync of node n3 from node")) {
+                assertTrue(Instant.now().isBefore(deadline), "no resync of n3 started");
+                Thread.sleep(50);
+            }
+            Random random = new Random(3);
+            int writesDuringCopy = 0;
+            try (FileChannel ch = FileChannel.open(device, StandardOpenOption.WRITE)) {
+                for (int i = 0; i < 400 && !Files.readString(log).contains("replica on node n3 resynced"); i++) {
+                    // 4 KiB or 256 KiB, anywhere in the first 64 MiB: regions already copied, being copied and not yet
+                    int length = random.nextBoolean() ? 4096 : 256 * 1024;
+                    long offset = (long) random.nextInt((span - length) / 4096) * 4096;
+                    byte[] data = pattern(length, 100 + i);
+                    ByteBuffer b = ByteBuffer.wrap(data);
+                    while (b.hasRemaining()) {
+                        ch.write(b, offset + b.position());
+                    }
+                    ch.force(false);
+                    System.arraycopy(data, 0, model, (int) offset, length);
+                    writesDuringCopy++;
+                    Thread.sleep(10);
+                }
+            }
+            assertFalse(Files.readString(log).contains("replica on node n3 resynced")
+                    && writesDuringCopy < 20, "the writes did not overlap the copy (" + writesDuringCopy + ")");
+            awaitHealthy(cluster, "n1", volumeId, Duration.ofSeconds(90));
+            System.out.printf("concurrent resync: %d writes landed while n3 was being resynced%n", writesDuringCopy);
+
+            // The returned replica alone must hold every write: the ones it missed and the ones during the copy.
+            detach(cluster, "n1", volumeId, device);
+            cluster.kill("n1");
+            cluster.kill("n2");
+            Path onN3 = cluster.attach("n3", volumeId, TestCluster.block(), Duration.ofSeconds(30));
+            byte[] got = read(onN3, 0, span);
+            for (int mib = 0; mib < span / MIB; mib++) {
+                int from = (int) (mib * MIB);
+                assertArrayEquals(java.util.Arrays.copyOfRange(model, from, (int) (from + MIB)),
+                        java.util.Arrays.copyOfRange(got, from, (int) (from + MIB)), "MiB " + mib + " on n3");
+            }
+        }
+    }
+
     @Test
     void aReplicaAwayPastTheTimeoutIsRebuiltOnAnotherNode() throws Exception {
         try (TestCluster cluster = TestCluster.start("repair-replace")) {

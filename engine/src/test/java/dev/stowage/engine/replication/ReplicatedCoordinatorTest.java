@@ -245,6 +245,40 @@ class ReplicatedCoordinatorTest {
     }
 
     @Test
+    void aWriteDuringTheResyncDoesNotHideTheWritesTheReplicaMissed() throws Exception {
+        ReplicatedCoordinator c = coordinator(1);
+        Node n3 = nodes.get(2);
+        n3.stop();
+        for (int r = 0; r < 10; r++) { // ten missed regions in the first comparison batch: about 2.5 s at 4 MiB/s
+            write(c, (long) r * REGION, pattern(REGION, r));
+        }
+        write(c, 20L * REGION, pattern(REGION, 20)); // and one in the second batch, compared only after those
+        c.flush();
+
+        n3.start();
+        RemoteReplicaEndpoint endpoint = n3.endpoint(1);
+        java.util.concurrent.CompletableFuture<Long> resync = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            try {
+                return c.resync(endpoint, 4L << 20);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!health.events.contains("REBUILDING n3")) {
+            assertTrue(System.nanoTime() < deadline, "the resync did not start");
+            Thread.sleep(5);
+        }
+        // n3 receives this write; region 20 must still be copied, or n3 lacks the rest of what it missed there.
+        write(c, 20L * REGION + 8192, pattern(4096, 21));
+        assertTrue(!resync.isDone(), "the write must land while the resync runs");
+        assertEquals(11L * REGION, resync.get(30, TimeUnit.SECONDS));
+        for (long off = 0; off < SIZE; off += REGION) {
+            assertArrayEquals(nodes.get(0).read(off, REGION), n3.read(off, REGION), "region " + off / REGION);
+        }
+    }
+
+    @Test
     void aNewReplicaIsRebuiltOnlineFromTheWrittenRegions() throws Exception {
         ReplicatedCoordinator c = coordinator(1);
         write(c, 3L * REGION, pattern(8192, 7));
