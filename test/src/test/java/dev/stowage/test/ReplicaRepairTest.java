@@ -213,6 +213,61 @@ class ReplicaRepairTest {
         }
     }
 
+    /**
+     * A snapshot taken while a replica is still being resynced holds only the healthy replicas: a
+     * volume restored from it must never get a replica made from the stale one.
+     */
+    @Test
+    void aSnapshotDuringAResyncLeavesTheStaleReplicaOut() throws Exception {
+        try (TestCluster cluster = TestCluster.start("repair-snapshot")) {
+            cluster.startNodes(storage("n1", 600).with("--rebuild-bandwidth", Long.toString(MIB)),
+                    storage("n2", 600), storage("n3", 600));
+            String volumeId = create(cluster, "n1", 3, 64 * MIB);
+            Path device = cluster.attach("n1", volumeId, TestCluster.block(), Duration.ofSeconds(30));
+            write(device, 0, pattern((int) (8 * MIB), 1));
+            cluster.kill("n3");
+            byte[] missed = pattern((int) (8 * MIB), 2); // n3 misses 8 regions: 8 s to copy at 1 MiB/s
+            write(device, 0, missed);
+            cluster.restart("n3");
+            Path log = cluster.log("n1");
+            Instant deadline = Instant.now().plusSeconds(60);
+            while (!Files.readString(log).contains("resync of node n3 from node")) {
+                assertTrue(Instant.now().isBefore(deadline), "no resync of n3 started");
+                Thread.sleep(50);
+            }
+            String snapshotId;
+            try (CsiClient c = cluster.csi("n1")) {
+                snapshotId = c.controller().createSnapshot(Csi.CreateSnapshotRequest.newBuilder().setName("mid-resync")
+                        .setSourceVolumeId(volumeId).build()).getSnapshot().getSnapshotId();
+            }
+            assertFalse(Files.readString(log).contains("replica on node n3 resynced"),
+                    "the snapshot must be taken while n3 is still being resynced");
+
+            io.grpc.StatusRuntimeException three = org.junit.jupiter.api.Assertions.assertThrows(
+                    io.grpc.StatusRuntimeException.class, () -> restore(cluster, "three", snapshotId, 3));
+            assertEquals(io.grpc.Status.Code.INVALID_ARGUMENT, three.getStatus().getCode(),
+                    three.getStatus().getDescription());
+            String restored = restore(cluster, "two", snapshotId, 2);
+            for (String node : replicaNodes(get(cluster, "n1", restored).getVolume())) {
+                assertFalse(node.equals("n3"), "a replica of the restored volume was made from n3's stale copy");
+            }
+            detach(cluster, "n1", volumeId, device);
+            Path onN2 = cluster.attach("n2", restored, TestCluster.block(), Duration.ofSeconds(30));
+            assertArrayEquals(missed, read(onN2, 0, missed.length));
+        }
+    }
+
+    private static String restore(TestCluster cluster, String name, String snapshotId, int repl) {
+        try (CsiClient c = cluster.csi("n1")) {
+            return c.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName(name)
+                    .addVolumeCapabilities(TestCluster.block()).putParameters("repl", Integer.toString(repl))
+                    .setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(64 * MIB))
+                    .setVolumeContentSource(Csi.VolumeContentSource.newBuilder().setSnapshot(
+                            Csi.VolumeContentSource.SnapshotSource.newBuilder().setSnapshotId(snapshotId)))
+                    .build()).getVolume().getVolumeId();
+        }
+    }
+
     @Test
     void aReplicaAwayPastTheTimeoutIsRebuiltOnAnotherNode() throws Exception {
         try (TestCluster cluster = TestCluster.start("repair-replace")) {

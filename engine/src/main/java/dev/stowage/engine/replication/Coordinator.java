@@ -26,6 +26,23 @@ public interface Coordinator extends BlockTarget, AutoCloseable {
 
     IoLimits limits();
 
+    /** An action run by {@link #whileQuiesced}. */
+    @FunctionalInterface
+    interface QuiescedAction {
+        void run() throws IOException;
+    }
+
+    /**
+     * Runs {@code action} with the volume's writes held: every write acknowledged before is flushed,
+     * none is in flight, and none is admitted until {@code action} returns. A snapshot taken of each
+     * replica meanwhile shows all of them at the same point. Implementations with one replica need
+     * only the flush (the pool's snapshot itself waits for the I/O in flight).
+     */
+    default void whileQuiesced(QuiescedAction action) throws IOException {
+        flush();
+        action.run();
+    }
+
     /** Stops serving; flushes what the implementation can. */
     @Override
     void close() throws IOException;

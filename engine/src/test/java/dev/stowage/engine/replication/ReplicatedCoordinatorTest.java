@@ -279,6 +279,51 @@ class ReplicatedCoordinatorTest {
     }
 
     @Test
+    void whileQuiescedEveryReplicaHoldsTheSameBlocksAndNoWriteLands() throws Exception {
+        ReplicatedCoordinator c = coordinator(1);
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicLong writes = new java.util.concurrent.atomic.AtomicLong();
+        Thread writer = new Thread(() -> {
+            Random random = new Random(5);
+            try {
+                while (!stop.get()) {
+                    write(c, (long) random.nextInt(4 * REGION / 4096) * 4096, pattern(4096, random.nextLong()));
+                    writes.incrementAndGet();
+                }
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+        writer.start();
+        try {
+            for (int round = 0; round < 20; round++) {
+                long before = writes.get();
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (writes.get() < before + 5) { // writes are in flight when the round starts
+                    assertTrue(writer.isAlive() && System.nanoTime() < deadline, "the writer stopped");
+                    Thread.sleep(1);
+                }
+                c.whileQuiesced(() -> {
+                    long admitted = writes.get();
+                    byte[] first = nodes.get(0).read(0, 4 * REGION);
+                    for (Node n : nodes.subList(1, 3)) {
+                        assertArrayEquals(first, n.read(0, 4 * REGION), "replica " + n.id + " differs");
+                    }
+                    try {
+                        Thread.sleep(20);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                    assertEquals(admitted, writes.get(), "a write completed while quiesced");
+                });
+            }
+        } finally {
+            stop.set(true);
+            writer.join(10_000);
+        }
+    }
+
+    @Test
     void aNewReplicaIsRebuiltOnlineFromTheWrittenRegions() throws Exception {
         ReplicatedCoordinator c = coordinator(1);
         write(c, 3L * REGION, pattern(8192, 7));
