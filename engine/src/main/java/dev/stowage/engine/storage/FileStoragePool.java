@@ -519,8 +519,9 @@ public final class FileStoragePool implements StoragePool {
         Path probe = dir.resolve("size-probe.tmp");
         try (FileChannel f = FileChannel.open(probe, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
-            long fits = 0; // in 4 KiB blocks of volume
+            long fits = 1; // in 4 KiB blocks of volume
             long tooBig = StorageIds.MAX_SIZE_BYTES / 4096 + 1;
+            grow(f, Layer.DATA_OFFSET + 4096); // a failure here is the file system's, not a size cap: thrown
             if (truncates(f, Layer.DATA_OFFSET + StorageIds.MAX_SIZE_BYTES)) {
                 return StorageIds.MAX_SIZE_BYTES;
             }
@@ -541,19 +542,24 @@ public final class FileStoragePool implements StoragePool {
         }
     }
 
-    private static boolean truncates(FileChannel f, long size) throws IOException {
+    /**
+     * Whether the file may grow to {@code size}. Any failure counts as "no": the usual one is EFBIG,
+     * whose text depends on the locale, and a wrong "no" only lowers the limit (the probe already
+     * showed the file system works at all).
+     */
+    private static boolean truncates(FileChannel f, long size) {
         try {
-            f.truncate(0);
-            f.position(0);
-            // FileChannel.truncate only shrinks; growing a sparse file goes through a one-byte write at its end.
-            f.write(java.nio.ByteBuffer.allocate(1), size - 1);
+            grow(f, size);
             return true;
         } catch (IOException e) {
-            if (e.getMessage() != null && e.getMessage().contains("File too large")) {
-                return false;
-            }
-            throw e;
+            return false;
         }
+    }
+
+    private static void grow(FileChannel f, long size) throws IOException {
+        f.truncate(0);
+        // FileChannel.truncate only shrinks; growing a sparse file goes through a one-byte write at its end.
+        f.write(java.nio.ByteBuffer.allocate(1), size - 1);
     }
 
     // ---------------------------------------------------------------- settling
