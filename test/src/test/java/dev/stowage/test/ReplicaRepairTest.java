@@ -171,11 +171,7 @@ class ReplicaRepairTest {
 
             cluster.restart("n3");
             Path log = cluster.log("n1");
-            Instant deadline = Instant.now().plusSeconds(60);
-            while (!Files.readString(log).contains("resync of node n3 from node")) {
-                assertTrue(Instant.now().isBefore(deadline), "no resync of n3 started");
-                Thread.sleep(50);
-            }
+            awaitResyncStarted(log, "n3");
             Random random = new Random(3);
             int writesDuringCopy = 0;
             try (FileChannel ch = FileChannel.open(device, StandardOpenOption.WRITE)) {
@@ -230,11 +226,7 @@ class ReplicaRepairTest {
             write(device, 0, missed);
             cluster.restart("n3");
             Path log = cluster.log("n1");
-            Instant deadline = Instant.now().plusSeconds(60);
-            while (!Files.readString(log).contains("resync of node n3 from node")) {
-                assertTrue(Instant.now().isBefore(deadline), "no resync of n3 started");
-                Thread.sleep(50);
-            }
+            awaitResyncStarted(log, "n3");
             String snapshotId;
             try (CsiClient c = cluster.csi("n1")) {
                 snapshotId = c.controller().createSnapshot(Csi.CreateSnapshotRequest.newBuilder().setName("mid-resync")
@@ -254,6 +246,15 @@ class ReplicaRepairTest {
             detach(cluster, "n1", volumeId, device);
             Path onN2 = cluster.attach("n2", restored, TestCluster.block(), Duration.ofSeconds(30));
             assertArrayEquals(missed, read(onN2, 0, missed.length));
+        }
+    }
+
+    /** Waits (at most a minute) until {@code log} says a resync of {@code node} started. */
+    private static void awaitResyncStarted(Path log, String node) throws Exception {
+        Instant deadline = Instant.now().plusSeconds(60);
+        while (!Files.readString(log).contains("resync of node " + node + " from node")) {
+            assertTrue(Instant.now().isBefore(deadline), "no resync of " + node + " started");
+            Thread.sleep(50);
         }
     }
 

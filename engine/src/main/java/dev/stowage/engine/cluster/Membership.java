@@ -251,26 +251,43 @@ public final class Membership implements AutoCloseable {
      * as last seen.
      */
     private void restartView() {
+        inBackground("relist", "listing the members again", null, () -> {
+            startView();
+            log.info("node {}: membership view listed again; {} live nodes", self().id(), liveNodes().size());
+        }, () -> {});
+    }
+
+    /**
+     * Runs {@code attempt} on a daemon thread of its own until it returns or the membership closes;
+     * a failure is retried after a pause growing from 200 ms to 5 s, except one of type
+     * {@code refusal} (when not null), which is logged as final. Runs {@code after} when the thread ends.
+     */
+    private void inBackground(String name, String what, Class<? extends RuntimeException> refusal,
+                              Runnable attempt, Runnable after) {
         Thread thread = new Thread(() -> {
             long pauseMillis = 200;
-            while (!closed) {
-                try {
-                    startView();
-                    log.info("node {}: membership view listed again; {} live nodes", self().id(), liveNodes().size());
-                    return;
-                } catch (RuntimeException e) {
-                    log.warn("node {}: listing the members again failed ({}); retrying in {} ms", self().id(),
-                            e.toString(), pauseMillis);
+            try {
+                while (!closed) {
                     try {
-                        Thread.sleep(pauseMillis);
-                    } catch (InterruptedException interrupted) {
-                        Thread.currentThread().interrupt();
+                        attempt.run();
                         return;
+                    } catch (RuntimeException e) {
+                        if (refusal != null && refusal.isInstance(e)) {
+                            log.error("node {}: {} is refused: {}", self().id(), what, e.getMessage());
+                            return;
+                        }
+                        log.warn("node {}: {} failed ({}); retrying in {} ms", self().id(), what, e.toString(),
+                                pauseMillis);
                     }
+                    Thread.sleep(pauseMillis);
                     pauseMillis = Math.min(pauseMillis * 2, 5_000);
                 }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                after.run();
             }
-        }, "stowage-membership-relist-" + self().id());
+        }, "stowage-membership-" + name + "-" + self().id());
         thread.setDaemon(true);
         thread.start();
     }
@@ -327,34 +344,10 @@ public final class Membership implements AutoCloseable {
      * another live member has taken the id meanwhile.
      */
     private void rejoin() {
-        if (!rejoining.compareAndSet(false, true)) {
-            return;
+        if (rejoining.compareAndSet(false, true)) {
+            inBackground("rejoin", "joining again", IllegalStateException.class, this::rejoinOnce,
+                    () -> rejoining.set(false));
         }
-        Thread thread = new Thread(() -> {
-            long pauseMillis = 200;
-            try {
-                while (!closed) {
-                    try {
-                        rejoinOnce();
-                        return;
-                    } catch (IllegalStateException e) {
-                        log.error("node {} cannot join again: {}", key, e.getMessage());
-                        return;
-                    } catch (RuntimeException e) {
-                        log.warn("node {}: joining again failed ({}); retrying in {} ms", self().id(), e.toString(),
-                                pauseMillis);
-                    }
-                    Thread.sleep(pauseMillis);
-                    pauseMillis = Math.min(pauseMillis * 2, 5_000);
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            } finally {
-                rejoining.set(false);
-            }
-        }, "stowage-membership-rejoin-" + self().id());
-        thread.setDaemon(true);
-        thread.start();
     }
 
     private void rejoinOnce() {

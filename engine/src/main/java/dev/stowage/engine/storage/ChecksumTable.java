@@ -9,6 +9,7 @@ import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.zip.CRC32C;
 
 /**
  * The per-block crc32c table of one layer: one 8-byte entry per 4 KiB block at the start of the
@@ -91,6 +92,27 @@ final class ChecksumTable implements Closeable {
     static boolean previousMatches(long entry, int crc) {
         int high = (int) (entry >>> 32);
         return (high & HAS_PREVIOUS) != 0 && (high & PREVIOUS_MASK) == (crc & PREVIOUS_MASK);
+    }
+
+    /** crc32c of the 4 KiB block at {@code from} in {@code buf}, computed in place; buf's state is kept. */
+    static int blockCrc(ByteBuffer buf, int from, CRC32C crc) {
+        int position = buf.position();
+        int limit = buf.limit();
+        buf.limit(from + ReplicaStore.BLOCK_SIZE).position(from);
+        crc.reset();
+        crc.update(buf);
+        buf.limit(limit).position(position);
+        return (int) crc.getValue();
+    }
+
+    /** Whether the 4 KiB block at {@code from} in {@code buf} is all zeros (a write whose data never landed). */
+    static boolean isZeroBlock(ByteBuffer buf, int from) {
+        for (int i = from; i < from + ReplicaStore.BLOCK_SIZE; i += 8) {
+            if (buf.getLong(i) != 0L) {
+                return false;
+            }
+        }
+        return true;
     }
 
     // ---- access ----

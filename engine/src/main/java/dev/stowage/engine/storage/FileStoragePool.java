@@ -162,12 +162,12 @@ public final class FileStoragePool implements StoragePool {
             openLayer(m, id);
         }
         for (Layer l : layers.values()) {
-            int regions = l.unsettled.marked().size();
-            if (regions > 0) {
-                int rewritten = l.settleAfterCrash();
+            List<Long> regions = l.unsettled.marked();
+            if (!regions.isEmpty()) {
+                int rewritten = l.settleAfterCrash(regions);
                 LOG.warn("pool {}: layer {} was not settled when the pool last closed (a crash): took the data of"
                         + " {} recently written regions as written, {} checksum entries rewritten", dataDir, l.id,
-                        regions, rewritten);
+                        regions.size(), rewritten);
             }
         }
         manifest = m;

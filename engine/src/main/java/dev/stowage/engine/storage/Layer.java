@@ -152,18 +152,15 @@ final class Layer implements Closeable {
     }
 
     /**
-     * Recovery after a crash, before any I/O: in every region still marked unsettled the data on
+     * Recovery after a crash, before any I/O: in every region still marked unsettled
+     * ({@code regions}, from {@link UnsettledRegions#marked}) the data on
      * disk is taken as the blocks' content and their checksum entries are rewritten to match
      * (see {@link UnsettledRegions} for why such a mismatch is no corruption). A first write whose
      * data never landed (zeros under an entry with no previous content) is dropped instead, so the
      * block reads from the layers below. Then flushes and clears the marks. Returns the number of
      * entries rewritten.
      */
-    int settleAfterCrash() throws IOException {
-        List<Long> regions = unsettled.marked();
-        if (regions.isEmpty()) {
-            return 0;
-        }
+    int settleAfterCrash(List<Long> regions) throws IOException {
         int blockSize = ReplicaStore.BLOCK_SIZE;
         ByteBuffer region = ByteBuffer.allocateDirect(UnsettledRegions.REGION_BLOCKS * blockSize);
         CRC32C crc = new CRC32C();
@@ -184,18 +181,11 @@ final class Layer implements Closeable {
                 if (!ChecksumTable.present(entry)) {
                     continue;
                 }
-                ByteBuffer block = region.slice(j * blockSize, blockSize);
-                crc.reset();
-                crc.update(block.duplicate());
-                int actual = (int) crc.getValue();
+                int actual = ChecksumTable.blockCrc(region, j * blockSize, crc);
                 if (actual == ChecksumTable.current(entry)) {
                     continue;
                 }
-                boolean zeros = true;
-                for (int i = 0; i < blockSize && zeros; i += 8) {
-                    zeros = block.getLong(i) == 0L;
-                }
-                table.put(first + j, !ChecksumTable.hasPrevious(entry) && zeros
+                table.put(first + j, !ChecksumTable.hasPrevious(entry) && ChecksumTable.isZeroBlock(region, j * blockSize)
                         ? ChecksumTable.ABSENT : ChecksumTable.encodeClean(actual));
                 rewritten++;
             }

@@ -202,7 +202,7 @@ public final class LayeredReplicaStore implements ReplicaStore {
                 LOG.warn("volume {} block {}: recovered the content before a torn write in {}", volumeId, b, l.id);
                 return;
             }
-            if (!ChecksumTable.hasPrevious(e) && isZero(out)) {
+            if (!ChecksumTable.hasPrevious(e) && ChecksumTable.isZeroBlock(out, 0)) {
                 // The first write of the block in this layer never landed: the layer does not hold it.
                 if (l == h) {
                     l.table.put(b, ChecksumTable.ABSENT);
@@ -358,11 +358,7 @@ public final class LayeredReplicaStore implements ReplicaStore {
         } finally {
             structure.unlockWrite(stamp);
         }
-        boolean any = false;
-        for (long[] page : idle) {
-            any |= page != null;
-        }
-        if (!any) {
+        if (idle == null) {
             return 0;
         }
         h.force();
@@ -460,15 +456,8 @@ public final class LayeredReplicaStore implements ReplicaStore {
         }
     }
 
-    /** crc32c of the 4 KiB at {@code from} in {@code buf}, computed in place; buf's state is kept. */
     private static int crc(ByteBuffer buf, int from, Scratch s) {
-        int position = buf.position();
-        int limit = buf.limit();
-        buf.limit(from + BLOCK_SIZE).position(from);
-        s.crc.reset();
-        s.crc.update(buf);
-        buf.limit(limit).position(position);
-        return (int) s.crc.getValue();
+        return ChecksumTable.blockCrc(buf, from, s.crc);
     }
 
     private static void zero(ByteBuffer buf, int from, int to) {
@@ -479,15 +468,6 @@ public final class LayeredReplicaStore implements ReplicaStore {
         for (; i < to; i++) {
             buf.put(i, (byte) 0);
         }
-    }
-
-    private static boolean isZero(ByteBuffer buf) {
-        for (int i = 0; i < BLOCK_SIZE; i += 8) {
-            if (buf.getLong(i) != 0L) {
-                return false;
-            }
-        }
-        return true;
     }
 
     @Override

@@ -63,7 +63,8 @@ final class UnsettledRegions implements Closeable {
     /** Marks asked for but not yet synced, guarded by {@code pending}. */
     private final TreeSet<Long> pending = new TreeSet<>();
     private final ByteBuffer page = ByteBuffer.allocateDirect(PAGE_BYTES).order(ByteOrder.LITTLE_ENDIAN);
-    private long syncs;
+    /** Written under {@code syncLock} only. */
+    private volatile long syncs;
 
     private UnsettledRegions(Path path, FileChannel file) {
         this.path = path;
@@ -118,7 +119,7 @@ final class UnsettledRegions implements Closeable {
     }
 
     /** fdatasyncs made to record marks, for tests and counters. */
-    synchronized long syncs() {
+    long syncs() {
         return syncs;
     }
 
@@ -183,9 +184,7 @@ final class UnsettledRegions implements Closeable {
                 writePage(p);
             }
             file.force(false);
-            synchronized (this) {
-                syncs++;
-            }
+            syncs++;
             for (long r : batch) {
                 chunk(r, true).getAndAccumulate(word(r), 1L << r, (a, b) -> a | b);
             }
@@ -207,12 +206,14 @@ final class UnsettledRegions implements Closeable {
 
     /**
      * With writers excluded: the marked regions not written since the previous call, which are
-     * clean once a flush after this call has completed; and a fresh start of the touched set.
+     * clean once a flush after this call has completed, or null when there are none; and a fresh
+     * start of the touched set.
      */
     long[][] takeIdle() {
         AtomicLongArray[] d = durable;
         AtomicLongArray[] t = touched;
         long[][] idle = new long[d.length][];
+        boolean any = false;
         for (int p = 0; p < d.length; p++) {
             if (d[p] == null) {
                 continue;
@@ -228,6 +229,7 @@ final class UnsettledRegions implements Closeable {
                 }
             }
             idle[p] = words;
+            any |= words != null;
         }
         for (AtomicLongArray c : t) {
             if (c != null) {
@@ -236,7 +238,7 @@ final class UnsettledRegions implements Closeable {
                 }
             }
         }
-        return idle;
+        return any ? idle : null;
     }
 
     /**

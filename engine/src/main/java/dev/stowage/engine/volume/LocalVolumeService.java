@@ -17,15 +17,12 @@ import dev.stowage.engine.replication.Coordinator;
 import dev.stowage.engine.replication.IoLimits;
 import dev.stowage.engine.storage.StoragePool;
 import dev.stowage.proto.metadata.AttachmentRecord;
-import dev.stowage.proto.metadata.ReplicaRecord;
-import dev.stowage.proto.metadata.ReplicaState;
 import dev.stowage.proto.metadata.SnapshotRecord;
 import dev.stowage.proto.metadata.VolumeRecord;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Clock;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -53,7 +50,6 @@ import org.slf4j.LoggerFactory;
 public final class LocalVolumeService implements VolumeService, AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(LocalVolumeService.class);
     private static final Pattern VOLUME_ID = Pattern.compile("vol-[0-9a-f-]{36}");
-    private static final Pattern SNAPSHOT_ID = Pattern.compile("snap-[0-9a-f-]{36}");
     private static final int MAX_NAME_LENGTH = 256;
 
     private final VolumeServiceConfig config;
@@ -65,6 +61,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     private final ReentrantLock lock = new ReentrantLock();
     private final Map<String, Attached> attached = new ConcurrentHashMap<>();
     private volatile boolean ready;
+    private final VolumeSnapshots snapshots;
     /** Restores replica counts in a cluster; null on a single node. */
     private ReplicaRepairer repairer;
 
@@ -121,6 +118,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         this.sizing = new VolumeSizing(config, metadata, fleet);
         this.frontend = frontend;
         this.clock = clock;
+        this.snapshots = new VolumeSnapshots(this, config.nodeId(), metadata, fleet, clock, lock);
     }
 
     /**
@@ -259,7 +257,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                                          VolumeSpec.ContentSource source) throws IOException {
         List<String> sourceNodes = List.of();
         if (source instanceof VolumeSpec.ContentSource.FromSnapshot s) {
-            SnapshotRecord snap = requireSnapshotRecord(s.snapshotId());
+            SnapshotRecord snap = snapshots.require(s.snapshotId());
             sourceNodes = snap.getNodeIdsCount() > 0 ? snap.getNodeIdsList() : List.of(config.nodeId());
             long sourceSize = snap.getSizeBytes();
             if (size < sourceSize) {
@@ -274,7 +272,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                         "capacity_range: " + size + " bytes is smaller than source volume " + v.volumeId()
                                 + " (" + src.getSizeBytes() + " bytes)", null);
             }
-            sourceNodes = healthyReplicaNodes(src); // a clone of a stale replica would hold stale data
+            sourceNodes = VolumeRecords.healthyReplicaNodes(src); // a clone of a stale replica would hold stale data
         }
         List<String> nodes = fleet.place(params.replicaCount(), size, sourceNodes, params.zones());
         if (source instanceof VolumeSpec.ContentSource.FromVolume v) {
@@ -317,7 +315,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             // Record first: a crash after it leaves only data, which start() collects.
             metadata.delete(MetadataKeys.volume(volumeId), v.get().modRevision());
             metadata.get(MetadataKeys.volumeName(r.getName())).ifPresent(this::deleteQuietly);
-            fleet.delete(volumeId, replicaNodes(r));
+            fleet.delete(volumeId, VolumeRecords.replicaNodes(r));
             LOG.info("deleted volume {} name={}", volumeId, r.getName());
         } catch (IOException e) {
             throw asStowage(e, "delete volume " + volumeId);
@@ -355,7 +353,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             }
             long size = sizing.choose(requiredBytes, limitBytes);
             sizing.requireProvisionable(size, r.getSizeBytes());
-            fleet.resize(volumeId, size, replicaNodes(r));
+            fleet.resize(volumeId, size, VolumeRecords.replicaNodes(r));
             Attached a = attached.get(volumeId);
             if (a != null) {
                 a.coordinator().resize(size);
@@ -400,107 +398,23 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
 
     @Override
     public Snapshot createSnapshot(String name, String sourceVolumeId) {
-        requireName("name", name);
-        requireId("source_volume_id", sourceVolumeId);
-        lock.lock();
-        try {
-            Optional<Versioned> claim = metadata.get(MetadataKeys.snapshotName(name));
-            if (claim.isPresent()) {
-                String id = new String(claim.get().value(), StandardCharsets.UTF_8);
-                Optional<Versioned> existing = metadata.get(MetadataKeys.snapshot(id));
-                if (existing.isPresent()) {
-                    SnapshotRecord s = MetadataProtos.parseSnapshot(existing.get().key(), existing.get().value());
-                    if (!s.getSourceVolumeId().equals(sourceVolumeId)) {
-                        throw new StowageException(ErrorCode.ALREADY_EXISTS, "name", "snapshot " + name
-                                + " exists as " + id + " of volume " + s.getSourceVolumeId(), null);
-                    }
-                    return MetadataProtos.toSnapshot(s);
-                }
-                deleteQuietly(claim.get());
-                fleet.deleteLocalSnapshot(id);
-            }
-            VolumeRecord source = requireVolumeRecord(sourceVolumeId);
-            String id = "snap-" + UUID.randomUUID();
-            long claimRevision = metadata.put(MetadataKeys.snapshotName(name), id.getBytes(StandardCharsets.UTF_8),
-                    MetadataStore.ABSENT);
-            boolean taken = false;
-            // Only healthy replicas hold every acknowledged write: a snapshot of a stale or rebuilding
-            // one would give a volume restored from it replicas that disagree.
-            List<String> holders = healthyReplicaNodes(source);
-            try {
-                if (holders.isEmpty()) {
-                    throw new StowageException(ErrorCode.UNAVAILABLE, "volume " + sourceVolumeId
-                            + " has no healthy replica to snapshot; retry once it has recovered");
-                }
-                quiescedIfAttached(sourceVolumeId, () -> fleet.snapshot(sourceVolumeId, id, holders));
-                taken = true;
-                SnapshotRecord record = SnapshotRecord.newBuilder().setId(id).setName(name)
-                        .setSourceVolumeId(sourceVolumeId).setSizeBytes(source.getSizeBytes())
-                        .setCreatedAtMillis(clock.millis()).setReady(true)
-                        .addAllNodeIds(holders).build();
-                metadata.put(MetadataKeys.snapshot(id), record.toByteArray(), MetadataStore.ABSENT);
-                LOG.info("created snapshot {} name={} of volume {}", id, name, sourceVolumeId);
-                return MetadataProtos.toSnapshot(record);
-            } catch (RuntimeException | IOException e) {
-                if (taken) {
-                    try {
-                        fleet.deleteSnapshot(id, holders);
-                    } catch (IOException cleanup) {
-                        e.addSuppressed(cleanup);
-                    }
-                }
-                metadata.delete(MetadataKeys.snapshotName(name), claimRevision);
-                throw e;
-            }
-        } catch (IOException e) {
-            throw asStowage(e, "snapshot volume " + sourceVolumeId);
-        } finally {
-            lock.unlock();
-        }
+        return snapshots.create(name, sourceVolumeId);
     }
 
     @Override
     public void deleteSnapshot(String snapshotId) {
-        requireId("snapshot_id", snapshotId);
-        lock.lock();
-        try {
-            Optional<Versioned> v = metadata.get(MetadataKeys.snapshot(snapshotId));
-            if (v.isEmpty()) {
-                return;
-            }
-            SnapshotRecord s = MetadataProtos.parseSnapshot(v.get().key(), v.get().value());
-            metadata.delete(v.get().key(), v.get().modRevision());
-            metadata.get(MetadataKeys.snapshotName(s.getName())).ifPresent(this::deleteQuietly);
-            fleet.deleteSnapshot(snapshotId, s.getNodeIdsCount() > 0 ? s.getNodeIdsList() : List.of(config.nodeId()));
-            LOG.info("deleted snapshot {} name={}", snapshotId, s.getName());
-        } catch (IOException e) {
-            throw asStowage(e, "delete snapshot " + snapshotId);
-        } finally {
-            lock.unlock();
-        }
+        snapshots.delete(snapshotId);
     }
 
     @Override
     public Optional<Snapshot> getSnapshot(String snapshotId) {
-        requireId("snapshot_id", snapshotId);
-        return metadata.get(MetadataKeys.snapshot(snapshotId))
-                .map(v -> MetadataProtos.toSnapshot(MetadataProtos.parseSnapshot(v.key(), v.value())));
+        return snapshots.get(snapshotId);
     }
 
     @Override
     public Page<Snapshot> listSnapshots(String sourceVolumeId, String snapshotId, int maxEntries,
                                         String startingToken) {
-        List<Versioned> all = metadata.list(MetadataKeys.SNAPSHOTS);
-        List<Versioned> matching = new ArrayList<>();
-        for (Versioned v : all) {
-            SnapshotRecord s = MetadataProtos.parseSnapshot(v.key(), v.value());
-            if ((sourceVolumeId == null || sourceVolumeId.isEmpty() || s.getSourceVolumeId().equals(sourceVolumeId))
-                    && (snapshotId == null || snapshotId.isEmpty() || s.getId().equals(snapshotId))) {
-                matching.add(v);
-            }
-        }
-        return Pages.page(matching, MetadataKeys.SNAPSHOTS, SNAPSHOT_ID, maxEntries, startingToken,
-                v -> MetadataProtos.toSnapshot(MetadataProtos.parseSnapshot(v.key(), v.value())));
+        return snapshots.list(sourceVolumeId, snapshotId, maxEntries, startingToken);
     }
 
     // ---- publication and attachment ----
@@ -742,10 +656,6 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         return r;
     }
 
-    private static List<String> replicaNodes(VolumeRecord r) {
-        return r.getReplicasList().stream().map(ReplicaRecord::getNodeId).toList();
-    }
-
     private Volume toVolume(VolumeRecord r) {
         return MetadataProtos.toVolume(r, VolumeConditions.of(r, config.nodeId(), fleet));
     }
@@ -755,7 +665,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
      * {@link Coordinator#whileQuiesced}). A volume attached on another node is not held: its writes in
      * flight may reach one replica's snapshot and not another's (docs/replication.md, known limits).
      */
-    private void quiescedIfAttached(String volumeId, Coordinator.QuiescedAction action) throws IOException {
+    void quiescedIfAttached(String volumeId, Coordinator.QuiescedAction action) throws IOException {
         Attached a = attached.get(volumeId);
         if (a != null) {
             a.coordinator().whileQuiesced(action);
@@ -764,24 +674,13 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         }
     }
 
-    private static List<String> healthyReplicaNodes(VolumeRecord r) {
-        return r.getReplicasList().stream().filter(rep -> rep.getState() == ReplicaState.HEALTHY)
-                .map(ReplicaRecord::getNodeId).toList();
-    }
-
     private Versioned requireVolume(String volumeId) {
         return metadata.get(MetadataKeys.volume(volumeId)).orElseThrow(() -> StowageException.notFound("volume", volumeId));
     }
 
-    private VolumeRecord requireVolumeRecord(String volumeId) {
+    VolumeRecord requireVolumeRecord(String volumeId) {
         Versioned v = requireVolume(volumeId);
         return MetadataProtos.parseVolume(v.key(), v.value());
-    }
-
-    private SnapshotRecord requireSnapshotRecord(String snapshotId) {
-        Versioned v = metadata.get(MetadataKeys.snapshot(snapshotId))
-                .orElseThrow(() -> StowageException.notFound("snapshot", snapshotId));
-        return MetadataProtos.parseSnapshot(v.key(), v.value());
     }
 
     private void updateRecord(String volumeId, UnaryOperator<VolumeRecord> change) {
@@ -792,7 +691,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         VolumeRecords.deleteQuietly(metadata, v);
     }
 
-    private static String requireName(String field, String name) {
+    static String requireName(String field, String name) {
         if (name == null || name.isEmpty()) {
             throw StowageException.invalid(field, "is required");
         }
@@ -802,13 +701,13 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         return name;
     }
 
-    private static void requireId(String field, String id) {
+    static void requireId(String field, String id) {
         if (id == null || id.isEmpty()) {
             throw StowageException.invalid(field, "is required");
         }
     }
 
-    private static StowageException asStowage(Exception e, String what) {
+    static StowageException asStowage(Exception e, String what) {
         if (e instanceof StowageException se) {
             return se;
         }

@@ -3,7 +3,10 @@ package dev.stowage.engine.volume;
 import dev.stowage.engine.cluster.MetadataStore;
 import dev.stowage.engine.cluster.MetadataStore.Versioned;
 import dev.stowage.engine.cluster.RevisionMismatchException;
+import dev.stowage.proto.metadata.ReplicaRecord;
+import dev.stowage.proto.metadata.ReplicaState;
 import dev.stowage.proto.metadata.VolumeRecord;
+import java.util.List;
 import java.util.Optional;
 import java.util.function.UnaryOperator;
 import org.slf4j.Logger;
@@ -39,6 +42,17 @@ final class VolumeRecords {
                 }
             }
         }
+    }
+
+    /** The nodes of every replica of {@code r}, whatever their state. */
+    static List<String> replicaNodes(VolumeRecord r) {
+        return r.getReplicasList().stream().map(ReplicaRecord::getNodeId).toList();
+    }
+
+    /** The nodes of {@code r}'s HEALTHY replicas: the ones that hold every acknowledged write. */
+    static List<String> healthyReplicaNodes(VolumeRecord r) {
+        return r.getReplicasList().stream().filter(rep -> rep.getState() == ReplicaState.HEALTHY)
+                .map(ReplicaRecord::getNodeId).toList();
     }
 
     /** Deletes {@code v} unless it changed since it was read; a changed key is left as it is. */
