@@ -557,11 +557,23 @@ public final class Membership implements AutoCloseable {
      *         revoked, or the membership is closed)
      */
     public NodeDescriptor updateCapacity(long freeBytes) {
+        return update(d -> d.withFreeBytes(freeBytes));
+    }
+
+    /**
+     * Publishes the address of this node's management API, once it listens (its port may be chosen
+     * by the system, so it is known only after the node joined). As {@link #updateCapacity}.
+     */
+    public NodeDescriptor updateApiAddress(String apiAddress) {
+        return update(d -> d.withApiAddress(apiAddress));
+    }
+
+    private NodeDescriptor update(java.util.function.UnaryOperator<NodeDescriptor> change) {
         synchronized (registrationLock) {
             if (closed) {
                 throw new IllegalStateException("membership of node " + self.id() + " is closed");
             }
-            NodeDescriptor next = self.withFreeBytes(freeBytes);
+            NodeDescriptor next = change.apply(self);
             byte[] value = NodeProtos.encode(next);
             for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
                 try {
@@ -578,7 +590,7 @@ public final class Membership implements AutoCloseable {
                     throw lost(e); // the store no longer knows the lease
                 }
             }
-            throw new IllegalStateException("node " + self.id() + ": capacity update kept racing on " + key);
+            throw new IllegalStateException("node " + self.id() + ": record update kept racing on " + key);
         }
     }
 

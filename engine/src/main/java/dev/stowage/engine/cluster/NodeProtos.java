@@ -23,6 +23,7 @@ public final class NodeProtos {
                 .setCapacityBytes(node.capacityBytes())
                 .setFreeBytes(node.freeBytes())
                 .setStorageless(node.storageless())
+                .setApiAddress(node.apiAddress())
                 .build();
     }
 
@@ -36,7 +37,7 @@ public final class NodeProtos {
             throw new IllegalArgumentException("free_bytes: larger than " + Long.MAX_VALUE);
         }
         return new NodeDescriptor(record.getId(), record.getAddress(), record.getLabelsMap(),
-                record.getCapacityBytes(), record.getFreeBytes(), record.getStorageless());
+                record.getCapacityBytes(), record.getFreeBytes(), record.getStorageless(), record.getApiAddress());
     }
 
     /** The serialized record; a fresh array the caller owns. */

@@ -234,6 +234,10 @@ public abstract class MembershipContract {
         Await.until(DEADLINE, "both updates", () -> recorder.calls.stream().filter(c -> c.startsWith("update n2"))
                 .count() == 2);
         assertTrue(recorder.calls.contains("update n2 " + (50L << 30) + "->" + (7L << 30)), recorder.calls.toString());
+        m2.updateApiAddress("127.0.0.3:7420");
+        Await.until(DEADLINE, "m1 to see n2's management API address",
+                () -> m1.node("n2").map(NodeDescriptor::apiAddress).orElse("").equals("127.0.0.3:7420"));
+        assertEquals(6L << 30, m1.node("n2").orElseThrow().freeBytes(), "the address update keeps the capacity");
         assertThrows(IllegalArgumentException.class, () -> m2.updateCapacity(-1));
         assertThrows(IllegalArgumentException.class, () -> m2.updateCapacity(101L << 30));
     }

@@ -17,6 +17,10 @@ class NodeProtosTest {
         assertEquals(node, NodeProtos.decode(NodeProtos.encode(node)));
         NodeDescriptor storageless = NodeDescriptor.storageless("edge.2", "[::1]:7400", Map.of());
         assertEquals(storageless, NodeProtos.fromProto(NodeProtos.toProto(storageless)));
+        NodeDescriptor withApi = node.withApiAddress("10.0.0.7:7420");
+        assertEquals(withApi, NodeProtos.decode(NodeProtos.encode(withApi)));
+        assertEquals("10.0.0.7:7420", NodeProtos.decode(NodeProtos.encode(withApi)).apiAddress());
+        assertEquals("", node.apiAddress(), "none until the node publishes it");
     }
 
     @Test
@@ -47,5 +51,8 @@ class NodeProtosTest {
         assertEquals("a", ok.zone());
         assertEquals("", ok.rack());
         assertEquals(3, ok.withFreeBytes(3).freeBytes());
+        IllegalArgumentException api = assertThrows(IllegalArgumentException.class, () -> ok.withApiAddress("h"));
+        assertTrue(api.getMessage().startsWith("apiAddress:"), api.getMessage());
+        assertEquals("[::1]:7420", ok.withApiAddress("[::1]:7420").apiAddress());
     }
 }
