@@ -4,6 +4,7 @@ import dev.stowage.csi.mount.LinuxMounter;
 import dev.stowage.csi.server.CsiServer;
 import dev.stowage.csi.server.CsiServerConfig;
 import dev.stowage.engine.api.grpc.ManagementServer;
+import dev.stowage.engine.api.grpc.RemoteVolumeService;
 import dev.stowage.engine.cluster.EmbeddedMetadataStore;
 import dev.stowage.engine.cluster.Membership;
 import dev.stowage.engine.cluster.NodeDescriptor;
@@ -41,7 +42,11 @@ public final class NodeRuntime implements AutoCloseable {
     /** Longest wait for one replica request before the replica is declared failed. */
     static final Duration REPLICA_REQUEST_TIMEOUT = Duration.ofSeconds(5);
     private final Deque<AutoCloseable> started = new ArrayDeque<>();
+    /** Deadline of a call to another node's management API (a held copy of a volume's replicas). */
+    static final Duration PEER_CALL_DEADLINE = Duration.ofMinutes(1);
     private final LocalVolumeService volumes;
+    /** This node's cluster membership; null on a single host. */
+    private Membership membership;
 
     private NodeRuntime(NodeOptions options) throws Exception {
         LOG.info("starting stowage {} node: {}", Version.get(), options.describe());
@@ -69,6 +74,11 @@ public final class NodeRuntime implements AutoCloseable {
                 volumes = new LocalVolumeService(config, metadata, pool, frontend, Clock.systemUTC());
             } else {
                 volumes = joinCluster(options, config, metadata, pool, frontend);
+                volumes.usePeers((api, coordinator, source, nodes, copy) -> {
+                    try (RemoteVolumeService peer = RemoteVolumeService.connect(api, PEER_CALL_DEADLINE)) {
+                        peer.copyReplicasHeld(coordinator, source, nodes, copy);
+                    }
+                });
             }
             started.push(volumes);
             volumes.start();
@@ -87,6 +97,10 @@ public final class NodeRuntime implements AutoCloseable {
             if (options.apiListen().isPresent()) {
                 ManagementServer api = ManagementServer.start(options.apiListen().get(), volumes);
                 started.push(api);
+                if (membership != null) {
+                    // Other nodes call it to have this node hold the writes of the volumes it attaches.
+                    membership.updateApiAddress(advertised(api.endpoint(), options));
+                }
                 LOG.info("stowage node {} is serving the management API on {}", options.nodeId(), api.endpoint());
             }
             LOG.info("stowage node {} is serving CSI on unix://{}", options.nodeId(), options.csiSocket());
@@ -115,7 +129,7 @@ public final class NodeRuntime implements AutoCloseable {
         } else {
             self = NodeDescriptor.storageless(options.nodeId(), address, options.labels());
         }
-        Membership membership = joinWithRetry(metadata, self);
+        membership = joinWithRetry(metadata, self);
         started.push(membership);
         EventLoopGroup group = NettyTransport.newEventLoopGroup(2, "replica-client");
         started.push(() -> group.shutdownGracefully(0, 2, TimeUnit.SECONDS).syncUninterruptibly());
@@ -123,6 +137,20 @@ public final class NodeRuntime implements AutoCloseable {
                 pool == null ? "a storage-less node" : "a storage node", address);
         return LocalVolumeService.inCluster(config, metadata, membership, pool, server, group, REPLICA_REQUEST_TIMEOUT,
                 options.replicaReplaceTimeout(), options.rebuildBytesPerSecond(), frontend, Clock.systemUTC());
+    }
+
+    /**
+     * The management API's address as other nodes reach it: a wildcard listen address (0.0.0.0, ::)
+     * is replaced by the host of the replication address, which peers already reach.
+     */
+    private static String advertised(String apiEndpoint, NodeOptions options) {
+        int colon = apiEndpoint.lastIndexOf(':');
+        String host = apiEndpoint.substring(0, colon);
+        if (!host.equals("0.0.0.0") && !host.equals("[::]") && !host.equals("[0:0:0:0:0:0:0:0]")) {
+            return apiEndpoint;
+        }
+        String replicaHost = options.listen().orElseThrow().getAddress().getHostAddress();
+        return (replicaHost.contains(":") ? "[" + replicaHost + "]" : replicaHost) + apiEndpoint.substring(colon);
     }
 
     /**

@@ -37,6 +37,7 @@ public final class BlockWorkload {
     private final long[] durableSeq;
     private final AtomicLong flushes = new AtomicLong();
     private final AtomicReference<Throwable> end = new AtomicReference<>();
+    private volatile boolean stopping;
     private Thread writer;
 
     /**
@@ -77,6 +78,12 @@ public final class BlockWorkload {
                 + " (writer: " + end.get() + ")");
     }
 
+    /** Stops the writer after its current write and waits for it; true when it ended within {@code timeout}. */
+    public boolean stop(Duration timeout) throws InterruptedException {
+        stopping = true;
+        return awaitEnd(timeout);
+    }
+
     /** Waits up to {@code timeout} for the writer to end; true when it has. */
     public boolean awaitEnd(Duration timeout) throws InterruptedException {
         writer.join(Math.max(1, timeout.toMillis()));
@@ -94,8 +101,8 @@ public final class BlockWorkload {
         long[] pending = new long[blocks];
         ByteBuffer buf = ByteBuffer.allocateDirect(BLOCK);
         try (FileChannel ch = FileChannel.open(device, StandardOpenOption.WRITE)) {
-            for (long seq = 1; ; seq++) {
-                int blockIndex = (int) ((seq * 7919) % blocks);
+            for (long seq = 1; !stopping; seq++) {
+                int blockIndex = blockOf(seq);
                 fill(buf, seq, blockIndex);
                 while (buf.hasRemaining()) {
                     ch.write(buf, (long) blockIndex * BLOCK + buf.position());
@@ -177,6 +184,33 @@ public final class BlockWorkload {
                 }
             }
         }
+    }
+
+    /**
+     * The sequence number each of the first {@code count} blocks holds (0: never written), read with
+     * O_DIRECT; a block that is neither zero nor an intact workload block fails the test.
+     */
+    public static long[] readSequences(Path device, int count) throws IOException {
+        long[] seqs = new long[count];
+        ByteBuffer got = aligned();
+        ByteBuffer want = ByteBuffer.allocateDirect(BLOCK);
+        try (FileChannel ch = openDirect(device, StandardOpenOption.READ)) {
+            for (int b = 0; b < count; b++) {
+                readBlock(ch, got, b);
+                seqs[b] = got.getLong(0);
+                if (seqs[b] == 0 && got.getInt(8) == 0) {
+                    continue;
+                }
+                fill(want, seqs[b], b);
+                assertEquals(want, got, "block " + b + " (seq " + seqs[b] + ") is not an intact workload block");
+            }
+        }
+        return seqs;
+    }
+
+    /** The block the workload's write {@code seq} goes to. */
+    public int blockOf(long seq) {
+        return (int) ((seq * 7919) % blocks);
     }
 
     /** Writes one block with O_DIRECT (no flush): a "new write" that must reach the volume's coordinator. */

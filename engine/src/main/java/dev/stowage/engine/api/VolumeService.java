@@ -86,6 +86,18 @@ public interface VolumeService {
     boolean nodeExists(String nodeId);
 
     /**
+     * Between nodes: on this node, which must be {@code coordinatorNodeId} and have
+     * {@code sourceVolumeId} attached, makes {@code copy} of the source's replicas on {@code nodeIds}
+     * while the volume's writes are held. FAILED_PRECONDITION naming "coordinator_node_id" when this is
+     * another node or the volume is not attached here (the caller looks again where it is attached).
+     */
+    default void copyReplicasHeld(String coordinatorNodeId, String sourceVolumeId, List<String> nodeIds,
+                                  ReplicaCopy copy) {
+        throw new StowageException(ErrorCode.FAILED_PRECONDITION, "coordinator_node_id",
+                "this node coordinates no replicated volumes", null);
+    }
+
+    /**
      * The cluster's nodes as this node sees them, in id order: every live member and, marked not alive,
      * members this node saw leave. A single host without a cluster reports itself alone.
      */

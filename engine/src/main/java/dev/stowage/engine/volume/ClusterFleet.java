@@ -298,6 +298,13 @@ final class ClusterFleet implements ReplicaFleet {
     }
 
     @Override
+    public java.util.Optional<String> apiAddress(String nodeId) {
+        return membership.isAlive(nodeId)
+                ? membership.node(nodeId).map(NodeDescriptor::apiAddress).filter(a -> !a.isEmpty())
+                : java.util.Optional.empty();
+    }
+
+    @Override
     public long provisionableBytes(Map<String, String> topology, long alreadyProvisioned) {
         long best = 0;
         for (NodeDescriptor n : membership.liveNodes()) {

@@ -122,6 +122,11 @@ final class LocalFleet implements ReplicaFleet {
     }
 
     @Override
+    public java.util.Optional<String> apiAddress(String id) {
+        return java.util.Optional.empty(); // no other nodes: everything is attached here or nowhere
+    }
+
+    @Override
     public long provisionableBytes(Map<String, String> topology, long alreadyProvisioned) throws IOException {
         String node = topology.get("node");
         String zone = topology.get("zone");

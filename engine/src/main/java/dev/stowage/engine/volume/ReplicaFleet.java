@@ -57,6 +57,12 @@ interface ReplicaFleet extends AutoCloseable {
 
     boolean nodeAlive(String nodeId);
 
+    /**
+     * The management API address ("host:port") that live node {@code nodeId} registered; empty when
+     * it is not alive or serves none (a single host has no other nodes to call).
+     */
+    java.util.Optional<String> apiAddress(String nodeId);
+
     /** Bytes that may still be provisioned on the nodes {@code topology} selects (keys node, zone, rack). */
     long provisionableBytes(java.util.Map<String, String> topology, long alreadyProvisioned) throws IOException;
 

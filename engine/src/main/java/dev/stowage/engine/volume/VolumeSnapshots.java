@@ -6,6 +6,7 @@ import static dev.stowage.engine.volume.LocalVolumeService.requireName;
 
 import dev.stowage.engine.api.ErrorCode;
 import dev.stowage.engine.api.Page;
+import dev.stowage.engine.api.ReplicaCopy;
 import dev.stowage.engine.api.Snapshot;
 import dev.stowage.engine.api.StowageException;
 import dev.stowage.engine.cluster.MetadataStore;
@@ -27,8 +28,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The snapshot half of {@link LocalVolumeService}: creating, deleting, finding and listing snapshots.
  * A snapshot is a copy-on-write layer frozen on every node that holds a healthy replica of the source
- * (the record names those nodes), taken while the source's writes are held if it is attached on this
- * node (docs/replication.md, invariant 9). Creation claims the name first and undoes every step on a
+ * (the record names those nodes), taken while the source's coordinator holds its writes, on this node
+ * or on the node the source is attached to (docs/replication.md, invariant 9). Creation claims the name first and undoes every step on a
  * failure, so nothing half-made is left.
  *
  * <p>Threading: changes run under the volume service's lock, shared with its volume operations.
@@ -87,7 +88,7 @@ final class VolumeSnapshots {
                     throw new StowageException(ErrorCode.UNAVAILABLE, "volume " + sourceVolumeId
                             + " has no healthy replica to snapshot; retry once it has recovered");
                 }
-                volumes.quiescedIfAttached(sourceVolumeId, () -> fleet.snapshot(sourceVolumeId, id, holders));
+                volumes.copyHeld(sourceVolumeId, holders, new ReplicaCopy.Snapshot(id));
                 taken = true;
                 SnapshotRecord record = SnapshotRecord.newBuilder().setId(id).setName(name)
                         .setSourceVolumeId(sourceVolumeId).setSizeBytes(source.getSizeBytes())

@@ -4,14 +4,17 @@ import dev.stowage.engine.api.Capacity;
 import dev.stowage.engine.api.ClusterNode;
 import dev.stowage.engine.api.ErrorCode;
 import dev.stowage.engine.api.NodeInfo;
+import dev.stowage.engine.api.ReplicaCopy;
 import dev.stowage.engine.api.Snapshot;
 import dev.stowage.engine.api.StowageException;
 import dev.stowage.engine.api.Volume;
 import dev.stowage.engine.api.VolumeSpec;
 import dev.stowage.proto.management.Attachment;
 import dev.stowage.proto.management.CapacityResponse;
+import dev.stowage.proto.management.CloneTarget;
 import dev.stowage.proto.management.Condition;
 import dev.stowage.proto.management.ContentSource;
+import dev.stowage.proto.management.CopyReplicasHeldRequest;
 import dev.stowage.proto.management.CreateVolumeRequest;
 import dev.stowage.proto.management.Node;
 import dev.stowage.proto.management.Replica;
@@ -126,6 +129,44 @@ public final class ManagementProtos {
         return new VolumeSpec(request.getName(), request.getRequiredBytes(), request.getLimitBytes(),
                 request.getParametersMap(), request.getModifiableParametersMap(),
                 toDomain(request.getContentSource()));
+    }
+
+    // ---- held copies (between nodes) ----
+
+    public static CopyReplicasHeldRequest toRequest(String coordinatorNodeId, String sourceVolumeId,
+                                                    List<String> nodeIds, ReplicaCopy copy) {
+        CopyReplicasHeldRequest.Builder b = CopyReplicasHeldRequest.newBuilder()
+                .setCoordinatorNodeId(nullToEmpty(coordinatorNodeId))
+                .setSourceVolumeId(nullToEmpty(sourceVolumeId))
+                .addAllNodeIds(nodeIds);
+        if (copy instanceof ReplicaCopy.Snapshot s) {
+            b.setSnapshotId(s.snapshotId());
+        } else if (copy instanceof ReplicaCopy.Clone c) {
+            b.setClone(CloneTarget.newBuilder().setVolumeId(c.volumeId()).setSizeBytes(c.sizeBytes()));
+        }
+        return b.build();
+    }
+
+    /** The copy a request asks for; INVALID_ARGUMENT naming the field when it names none or a bad one. */
+    public static ReplicaCopy toCopy(CopyReplicasHeldRequest request) {
+        switch (request.getCopyCase()) {
+            case SNAPSHOT_ID:
+                if (request.getSnapshotId().isEmpty()) {
+                    throw StowageException.invalid("snapshot_id", "snapshot_id: must not be empty");
+                }
+                return new ReplicaCopy.Snapshot(request.getSnapshotId());
+            case CLONE:
+                if (request.getClone().getVolumeId().isEmpty()) {
+                    throw StowageException.invalid("clone.volume_id", "clone.volume_id: must not be empty");
+                }
+                if (request.getClone().getSizeBytes() <= 0) {
+                    throw StowageException.invalid("clone.size_bytes", "clone.size_bytes: must be positive, was "
+                            + Long.toUnsignedString(request.getClone().getSizeBytes()));
+                }
+                return new ReplicaCopy.Clone(request.getClone().getVolumeId(), request.getClone().getSizeBytes());
+            default:
+                throw StowageException.invalid("copy", "copy: one of snapshot_id or clone is required");
+        }
     }
 
     // ---- snapshots, nodes, capacity ----

@@ -10,6 +10,8 @@ import dev.stowage.proto.management.CapacityRequest;
 import dev.stowage.proto.management.CapacityResponse;
 import dev.stowage.proto.management.ClusterStatusRequest;
 import dev.stowage.proto.management.ClusterStatusResponse;
+import dev.stowage.proto.management.CopyReplicasHeldRequest;
+import dev.stowage.proto.management.CopyReplicasHeldResponse;
 import dev.stowage.proto.management.CreateSnapshotRequest;
 import dev.stowage.proto.management.CreateSnapshotResponse;
 import dev.stowage.proto.management.CreateVolumeRequest;
@@ -121,6 +123,15 @@ public final class ManagementService extends ManagementGrpc.ManagementImplBase {
                 .setSnapshot(ManagementProtos.toProto(
                         volumes.createSnapshot(request.getName(), request.getSourceVolumeId())))
                 .build());
+    }
+
+    @Override
+    public void copyReplicasHeld(CopyReplicasHeldRequest request, StreamObserver<CopyReplicasHeldResponse> out) {
+        unary("CopyReplicasHeld", out, () -> {
+            volumes.copyReplicasHeld(request.getCoordinatorNodeId(), request.getSourceVolumeId(),
+                    request.getNodeIdsList(), ManagementProtos.toCopy(request));
+            return CopyReplicasHeldResponse.getDefaultInstance();
+        });
     }
 
     @Override

@@ -4,6 +4,7 @@ import dev.stowage.engine.api.Capacity;
 import dev.stowage.engine.api.ClusterNode;
 import dev.stowage.engine.api.NodeInfo;
 import dev.stowage.engine.api.Page;
+import dev.stowage.engine.api.ReplicaCopy;
 import dev.stowage.engine.api.Snapshot;
 import dev.stowage.engine.api.StowageException;
 import dev.stowage.engine.api.Volume;
@@ -204,6 +205,12 @@ public final class RemoteVolumeService implements VolumeService, AutoCloseable {
     public Snapshot createSnapshot(String name, String sourceVolumeId) {
         return ManagementProtos.toDomain(call(s -> s.createSnapshot(CreateSnapshotRequest.newBuilder()
                 .setName(str(name)).setSourceVolumeId(str(sourceVolumeId)).build())).getSnapshot());
+    }
+
+    @Override
+    public void copyReplicasHeld(String coordinatorNodeId, String sourceVolumeId, List<String> nodeIds,
+                                 ReplicaCopy copy) {
+        call(s -> s.copyReplicasHeld(ManagementProtos.toRequest(coordinatorNodeId, sourceVolumeId, nodeIds, copy)));
     }
 
     @Override

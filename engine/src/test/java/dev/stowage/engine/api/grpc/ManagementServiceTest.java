@@ -18,6 +18,10 @@ import dev.stowage.engine.api.VolumeSpec;
 import dev.stowage.engine.cluster.EmbeddedMetadataStore;
 import dev.stowage.engine.storage.FileStoragePool;
 import dev.stowage.engine.volume.LocalVolumeService;
+import dev.stowage.engine.api.ReplicaCopy;
+import dev.stowage.engine.api.ErrorCode;
+import dev.stowage.proto.management.CloneTarget;
+import dev.stowage.proto.management.CopyReplicasHeldRequest;
 import dev.stowage.engine.volume.VolumeServiceConfig;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Proxy;
@@ -150,7 +154,12 @@ class ManagementServiceTest {
                 s -> s.publish(v.id(), "node-b", false),
                 s -> s.publish("", NODE, false),
                 s -> s.createSnapshot("s", missing),
-                s -> s.attachDevice(missing));
+                s -> s.attachDevice(missing),
+                // A held copy asked of the wrong node, or of a volume not attached here.
+                s -> s.copyReplicasHeld("node-b", v.id(), List.of(NODE), new ReplicaCopy.Snapshot("snap-x")),
+                s -> s.copyReplicasHeld(NODE, v.id(), List.of(NODE), new ReplicaCopy.Snapshot("snap-x")),
+                s -> s.copyReplicasHeld(NODE, v.id(), List.of(), new ReplicaCopy.Clone("vol-x", GIB)),
+                s -> s.copyReplicasHeld(NODE, "", List.of(NODE), new ReplicaCopy.Snapshot("snap-x")));
         for (int i = 0; i < calls.size(); i++) {
             Consumer<VolumeService> call = calls.get(i);
             StowageException expected = assertThrows(StowageException.class, () -> call.accept(local), "call " + i);
@@ -161,6 +170,20 @@ class ManagementServiceTest {
                     ? expected.getMessage() : expected.field() + ": " + expected.getMessage();
             assertEquals(want, actual.getMessage());
         }
+    }
+
+    @Test
+    void aHeldCopyRequestNamingNoCopyIsRefusedNamingTheField() {
+        for (CopyReplicasHeldRequest bad : List.of(
+                CopyReplicasHeldRequest.newBuilder().setCoordinatorNodeId(NODE).build(),
+                CopyReplicasHeldRequest.newBuilder().setSnapshotId("").build(),
+                CopyReplicasHeldRequest.newBuilder().setClone(CloneTarget.newBuilder().setVolumeId("vol-x")).build())) {
+            StowageException e = assertThrows(StowageException.class, () -> ManagementProtos.toCopy(bad));
+            assertEquals(ErrorCode.INVALID_ARGUMENT, e.code());
+            assertTrue(e.getMessage().startsWith(e.field() + ":"), e.getMessage());
+        }
+        ReplicaCopy clone = new ReplicaCopy.Clone("vol-x", GIB);
+        assertEquals(clone, ManagementProtos.toCopy(ManagementProtos.toRequest(NODE, "vol-y", List.of(NODE), clone)));
     }
 
     @Test
