@@ -20,6 +20,14 @@ public interface ReplicaEndpoint extends AutoCloseable {
     /** Writes {@code src} at {@code offset}, recording {@code generation} for its regions. */
     CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation);
 
+    /**
+     * As {@link #writeAsync}, for a resync or rebuild copying whole regions: the replica may write it
+     * past its page cache.
+     */
+    default CompletableFuture<Void> copyAsync(long offset, ByteBuffer src, long generation) {
+        return writeAsync(offset, src, generation);
+    }
+
     CompletableFuture<Void> readAsync(long offset, ByteBuffer dst);
 
     /** Makes every write this endpoint acknowledged before the call durable. */

@@ -411,7 +411,7 @@ public final class ReplicatedCoordinator implements Coordinator {
             long generation = await(source.endpoint.generationsAsync(region, 1))[0];
             buffer.clear().limit(length);
             await(source.endpoint.readAsync(offset, buffer.duplicate()));
-            await(target.endpoint.writeAsync(offset, buffer.duplicate(), generation));
+            await(target.endpoint.copyAsync(offset, buffer.duplicate(), generation));
             target.finished(region); // before writes to the region resume
         } finally {
             lock.writeLock().unlock();

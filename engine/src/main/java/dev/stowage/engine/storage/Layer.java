@@ -27,6 +27,7 @@ import java.util.zip.CRC32C;
  * serialise writers of one block.
  */
 final class Layer implements Closeable {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Layer.class);
     static final String FILE_SUFFIX = ".layer";
     /**
      * Where block data starts in a layer file: after room for the checksum table of the largest
@@ -51,6 +52,10 @@ final class Layer implements Closeable {
     final UnsettledRegions unsettled;
     private final Path path;
     private final FileChannel file;
+    /** The same file opened with O_DIRECT, for bulk writes; opened on the first one. */
+    private volatile FileChannel directFile;
+    /** Set when the file system refused O_DIRECT: bulk writes then go through the page cache. */
+    private volatile boolean directUnsupported;
     /** Data-file read calls, so tests can prove that unwritten ranges cost no I/O. */
     private final LongAdder dataReads = new LongAdder();
 
@@ -144,6 +149,39 @@ final class Layer implements Closeable {
     }
 
     /**
+     * Writes all of {@code src} at {@code position} past the page cache (O_DIRECT): a bulk copy that
+     * nobody reads soon. {@code position}, {@code src}'s address and its length must be multiples of
+     * 4 KiB. Cached pages of the range are written back and dropped by the kernel first, so buffered
+     * readers see the new data. Durable, as any write, after {@link #force()}.
+     */
+    void writeDataDirect(ByteBuffer src, long position) throws IOException {
+        FileChannel d = directFile;
+        if (d == null) {
+            synchronized (this) {
+                d = directFile;
+                if (d == null && !directUnsupported) {
+                    try {
+                        d = FileChannel.open(path, StandardOpenOption.WRITE, com.sun.nio.file.ExtendedOpenOption.DIRECT);
+                        directFile = d;
+                    } catch (IOException | UnsupportedOperationException e) {
+                        directUnsupported = true; // e.g. a file system without O_DIRECT: buffered, as any write
+                        LOG.info(
+                                "{}: no O_DIRECT on {} ({}); bulk writes go through the page cache", this, path, e.toString());
+                    }
+                }
+            }
+        }
+        if (d == null) {
+            writeData(src, position);
+            return;
+        }
+        long pos = DATA_OFFSET + position;
+        while (src.hasRemaining()) {
+            pos += d.write(src, pos);
+        }
+    }
+
+    /**
      * Makes checksums and data durable with one fdatasync: it writes back the file's dirty pages,
      * those of the table's mapping included, then flushes the device cache once.
      */
@@ -207,6 +245,10 @@ final class Layer implements Closeable {
         } finally {
             try {
                 file.close();
+                FileChannel d = directFile;
+                if (d != null) {
+                    d.close();
+                }
             } finally {
                 unsettled.close();
             }

@@ -30,6 +30,15 @@ public interface ReplicaStore extends Closeable {
 
     void write(long offset, ByteBuffer src) throws IOException;
 
+    /**
+     * As {@link #write}, for a bulk copy (a resync or rebuild) that nobody reads soon: a store may
+     * write it past the page cache. {@code src} must then start at a 4 KiB-aligned address when
+     * {@code offset} and its length are multiples of 4 KiB.
+     */
+    default void writeBulk(long offset, ByteBuffer src) throws IOException {
+        write(offset, src);
+    }
+
     /** Makes every completed write durable (data and checksums). */
     void flush() throws IOException;
 

@@ -250,6 +250,36 @@ public abstract class ReplicaStoreContract {
         assertArrayEquals(a, read(again, (1L << 30) - 2 * BS, a.length));
     }
 
+    /**
+     * A bulk write (a resync's copy, which a store may write past its page cache) replaces data that
+     * an ordinary write left cached and not yet written back, keeps the neighbours of its range, falls
+     * back to an ordinary write when unaligned, and is durable after a flush.
+     */
+    @Test
+    void bulkWritesReplaceCachedDataAndSurviveReopen() throws IOException {
+        ReplicaStore s = create("bulk", 8L << 20);
+        byte[] cached = pattern(6, 3 << 20);
+        write(s, 0, cached); // dirty in the page cache: no flush
+        byte[] bulk = pattern(7, 1 << 20);
+        ByteBuffer aligned = ByteBuffer.allocateDirect(bulk.length + BS).alignedSlice(BS);
+        aligned.put(bulk).flip();
+        s.writeBulk(1 << 20, aligned);
+        assertEquals(bulk.length, aligned.position(), "writeBulk advances src to its limit");
+        assertArrayEquals(bulk, read(s, 1 << 20, bulk.length));
+        assertArrayEquals(java.util.Arrays.copyOfRange(cached, 0, 1 << 20), read(s, 0, 1 << 20));
+        assertArrayEquals(java.util.Arrays.copyOfRange(cached, 2 << 20, 3 << 20), read(s, 2 << 20, 1 << 20));
+
+        byte[] odd = pattern(8, 2 * BS + 100);
+        s.writeBulk(5L * BS + 7, ByteBuffer.wrap(odd)); // unaligned, from a heap buffer
+        assertArrayEquals(odd, read(s, 5L * BS + 7, odd.length));
+
+        s.flush();
+        ReplicaStore again = reopen("bulk");
+        assertArrayEquals(bulk, read(again, 1 << 20, bulk.length));
+        assertArrayEquals(odd, read(again, 5L * BS + 7, odd.length));
+        assertArrayEquals(java.util.Arrays.copyOfRange(cached, 2 << 20, 3 << 20), read(again, 2 << 20, 1 << 20));
+    }
+
     @Test
     void flushedWritesSurviveReopen() throws IOException {
         ReplicaStore s = create("durable", 8L << 20);

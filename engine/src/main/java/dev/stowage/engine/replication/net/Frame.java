@@ -24,6 +24,8 @@ public final class Frame implements ReferenceCounted {
     public static final int HEADER_BYTES = 56;
     /** Largest payload: 4 MiB of data plus 4 KiB. */
     public static final int MAX_PAYLOAD = 4 * 1024 * 1024 + 4096;
+    /** WRITE request flag (aux bit 0): a resync or rebuild copy, which the replica may write past its page cache. */
+    public static final int WRITE_BULK = 1;
 
     private final int type;
     private final int status;

@@ -70,6 +70,14 @@ public final class LocalReplicaEndpoint implements ReplicaEndpoint {
     }
 
     @Override
+    public CompletableFuture<Void> copyAsync(long offset, ByteBuffer src, long generation) {
+        return admitted(() -> {
+            volume.writeBulk(offset, generation, src.duplicate());
+            return null;
+        });
+    }
+
+    @Override
     public CompletableFuture<Void> readAsync(long offset, ByteBuffer dst) {
         return admitted(() -> {
             volume.read(offset, dst.duplicate());

@@ -64,6 +64,11 @@ public final class RemoteReplica implements AutoCloseable {
      * calling thread. Durable after a later {@link #flushAsync()} completes.
      */
     public CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation) {
+        return writeAsync(offset, src, generation, 0);
+    }
+
+    /** As {@link #writeAsync(long, ByteBuffer, long)} with the WRITE's {@code flags} (aux), e.g. {@link Frame#WRITE_BULK}. */
+    public CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation, int flags) {
         int n = src.remaining();
         if (n == 0 || n > Frame.MAX_PAYLOAD) {
             return CompletableFuture.failedFuture(new IllegalArgumentException(
@@ -72,7 +77,7 @@ public final class RemoteReplica implements AutoCloseable {
         long e = epoch;
         return client.call(id -> {
             ByteBuf payload = Unpooled.wrappedBuffer(src.slice());
-            return Frame.request(FrameType.WRITE, id, handle, e, generation, offset, 0, payload);
+            return Frame.request(FrameType.WRITE, id, handle, e, generation, offset, flags, payload);
         }, volumeId, FrameType.WRITE, e, offset, resp -> null);
     }
 

@@ -43,6 +43,11 @@ public final class RemoteReplicaEndpoint implements ReplicaEndpoint {
     }
 
     @Override
+    public CompletableFuture<Void> copyAsync(long offset, ByteBuffer src, long generation) {
+        return deadline(replica.writeAsync(offset, src, generation, Frame.WRITE_BULK), "write");
+    }
+
+    @Override
     public CompletableFuture<Void> readAsync(long offset, ByteBuffer dst) {
         return deadline(replica.readAsync(offset, dst), "read");
     }

@@ -198,7 +198,11 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
         }
         ByteBuf p = req.payload();
         int n = p.readableBytes();
-        v.write(req.offset(), req.generation(), p.nioBuffers());
+        if ((req.aux() & Frame.WRITE_BULK) != 0) {
+            v.writeBulk(req.offset(), req.generation(), p.nioBuffers());
+        } else {
+            v.write(req.offset(), req.generation(), p.nioBuffers());
+        }
         return Frame.response(req, FrameStatus.OK, req.generation(), req.offset(), n, Unpooled.EMPTY_BUFFER);
     }
 
