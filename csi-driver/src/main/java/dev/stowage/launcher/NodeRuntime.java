@@ -99,7 +99,16 @@ public final class NodeRuntime implements AutoCloseable {
                 started.push(api);
                 if (membership != null) {
                     // Other nodes call it to have this node hold the writes of the volumes it attaches.
-                    membership.updateApiAddress(advertised(api.endpoint(), options));
+                    InetSocketAddress replicationListen = options.listen().orElseThrow();
+                    if (options.apiListen().get().getAddress().isLoopbackAddress()
+                            && !replicationListen.getAddress().isLoopbackAddress()) {
+                        LOG.warn("the management API listens on loopback ({}) while peers reach this node at {}:"
+                                + " they cannot hold the writes of volumes attached here for their snapshots and"
+                                + " clones, which then fail naming this node; set --api-listen to a reachable"
+                                + " address", api.endpoint(), replicationListen.getAddress().getHostAddress());
+                    } else {
+                        membership.updateApiAddress(advertised(api.endpoint(), options));
+                    }
                 }
                 LOG.info("stowage node {} is serving the management API on {}", options.nodeId(), api.endpoint());
             }
