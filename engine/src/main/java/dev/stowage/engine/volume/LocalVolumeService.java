@@ -65,12 +65,8 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     private final VolumeSnapshots snapshots;
     /** Restores replica counts in a cluster; null on a single node. */
     private ReplicaRepairer repairer;
-    /** Reaches the coordinators of volumes attached on other nodes. */
-    private volatile PeerCoordinators peers = PeerCoordinators.NONE;
-    /** Longest wait for this node's lock when another node asks for a held copy. */
-    private static final java.time.Duration PEER_LOCK_WAIT = java.time.Duration.ofSeconds(10);
-    /** Attempts of a held copy when the volume's attachment moves while it is being made. */
-    private static final int HELD_COPY_ATTEMPTS = 3;
+    /** Snapshots and clones made while the source's coordinator holds its writes, here or elsewhere. */
+    final HeldCopies heldCopies;
 
     /** A volume attached on this node: its coordinator and its frontend export. */
     private record Attached(Coordinator coordinator, Frontend.Export export) {}
@@ -125,7 +121,20 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         this.sizing = new VolumeSizing(config, metadata, fleet);
         this.frontend = frontend;
         this.clock = clock;
+        this.heldCopies = new HeldCopies(config.nodeId(), fleet, lock,
+                id -> Optional.ofNullable(attached.get(id)).map(Attached::coordinator), this::requireVolumeRecord);
         this.snapshots = new VolumeSnapshots(this, config.nodeId(), metadata, fleet, clock, lock);
+    }
+
+    /** How this node calls other nodes' coordinators (set once at start-up, before serving). */
+    public void usePeers(PeerCoordinators peers) {
+        heldCopies.usePeers(peers);
+    }
+
+    @Override
+    public void copyReplicasHeld(String coordinatorNodeId, String sourceVolumeId, List<String> nodeIds,
+                                 ReplicaCopy copy) {
+        heldCopies.serve(coordinatorNodeId, sourceVolumeId, nodeIds, copy);
     }
 
     /**
@@ -284,7 +293,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         List<String> nodes = fleet.place(params.replicaCount(), size, sourceNodes, params.zones());
         if (source instanceof VolumeSpec.ContentSource.FromVolume v) {
             // A clone snapshots each source replica first: they must agree, as for a snapshot.
-            copyHeld(v.volumeId(), nodes, new ReplicaCopy.Clone(id, size));
+            heldCopies.copy(v.volumeId(), nodes, new ReplicaCopy.Clone(id, size));
         } else {
             fleet.create(id, size, source, nodes);
         }
@@ -672,112 +681,6 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
      * {@link Coordinator#whileQuiesced}). A volume attached on another node is not held: its writes in
      * flight may reach one replica's snapshot and not another's (docs/replication.md, known limits).
      */
-    /** How this node calls other nodes' coordinators (set once at start-up, before serving). */
-    public void usePeers(PeerCoordinators peers) {
-        this.peers = java.util.Objects.requireNonNull(peers, "peers");
-    }
-
-    /**
-     * Makes {@code copy} of the source's replicas on {@code nodes} at one point of its writes
-     * (docs/replication.md, invariant 9): under the hold of its coordinator, on this node or, through
-     * {@link PeerCoordinators}, on the live node it is attached to. Without a hold only when no
-     * coordinator runs: the volume is attached nowhere, or on a node that is not alive.
-     */
-    void copyHeld(String sourceVolumeId, List<String> nodes, ReplicaCopy copy) throws IOException {
-        for (int attempt = 1; ; attempt++) {
-            Attached a = attached.get(sourceVolumeId);
-            if (a != null) {
-                a.coordinator().whileQuiesced(() -> makeCopy(sourceVolumeId, nodes, copy));
-                return;
-            }
-            VolumeRecord source = requireVolumeRecord(sourceVolumeId);
-            String at = source.hasAttachment() && !source.getAttachment().getDevicePath().isEmpty()
-                    ? source.getAttachment().getNodeId() : "";
-            if (at.isEmpty() || at.equals(config.nodeId()) || !fleet.nodeAlive(at)) {
-                makeCopy(sourceVolumeId, nodes, copy); // no coordinator runs (this node's would be attached)
-                return;
-            }
-            String api = fleet.apiAddress(at).orElseThrow(() -> new StowageException(ErrorCode.UNAVAILABLE,
-                    "volume " + sourceVolumeId + " is attached on node " + at + ", which has registered no"
-                            + " management API address (started with --api-listen off, or still starting):"
-                            + " its writes cannot be held for the copy; retry, or copy through node " + at));
-            try {
-                peers.copyReplicasHeld(api, at, sourceVolumeId, nodes, copy);
-                return;
-            } catch (StowageException e) {
-                if (e.code() == ErrorCode.FAILED_PRECONDITION && attempt < HELD_COPY_ATTEMPTS) {
-                    LOG.info("volume {}: node {} no longer coordinates it ({}); looking again", sourceVolumeId,
-                            at, e.getMessage());
-                    continue; // detached or moved meanwhile
-                }
-                undoCopy(nodes, copy, e); // the peer may have made it before the call failed
-                throw e;
-            }
-        }
-    }
-
-    @Override
-    public void copyReplicasHeld(String coordinatorNodeId, String sourceVolumeId, List<String> nodeIds,
-                                 ReplicaCopy copy) {
-        requireId("source_volume_id", sourceVolumeId);
-        if (!config.nodeId().equals(coordinatorNodeId)) {
-            throw new StowageException(ErrorCode.FAILED_PRECONDITION, "coordinator_node_id", "coordinator_node_id: this is"
-                    + " node " + config.nodeId() + ", not " + coordinatorNodeId, null);
-        }
-        if (nodeIds.isEmpty()) {
-            throw StowageException.invalid("node_ids", "node_ids: at least one replica node is required");
-        }
-        // Under this node's lock, so that a detach waits for the copy: once detached, the volume may be
-        // attached elsewhere, and that coordinator's writes would not be held. Bounded, as the caller
-        // holds its own node's lock meanwhile and this node may be calling it at the same time.
-        boolean locked;
-        try {
-            locked = lock.tryLock(PEER_LOCK_WAIT.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new StowageException(ErrorCode.ABORTED, "interrupted while waiting to copy volume " + sourceVolumeId);
-        }
-        if (!locked) {
-            throw new StowageException(ErrorCode.ABORTED, "node " + config.nodeId() + " is busy with another"
-                    + " operation; retry the copy of volume " + sourceVolumeId);
-        }
-        try {
-            Attached a = attached.get(sourceVolumeId);
-            if (a == null) {
-                throw new StowageException(ErrorCode.FAILED_PRECONDITION, "coordinator_node_id", "coordinator_node_id:"
-                        + " volume " + sourceVolumeId + " is not attached on node " + config.nodeId(), null);
-            }
-            a.coordinator().whileQuiesced(() -> makeCopy(sourceVolumeId, nodeIds, copy));
-            LOG.info("volume {}: made {} on nodes {} with its writes held, for another node", sourceVolumeId, copy,
-                    nodeIds);
-        } catch (IOException e) {
-            throw asStowage(e, "copy volume " + sourceVolumeId);
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    private void makeCopy(String sourceVolumeId, List<String> nodes, ReplicaCopy copy) throws IOException {
-        if (copy instanceof ReplicaCopy.Snapshot s) {
-            fleet.snapshot(sourceVolumeId, s.snapshotId(), nodes);
-        } else if (copy instanceof ReplicaCopy.Clone c) {
-            fleet.create(c.volumeId(), c.sizeBytes(), new VolumeSpec.ContentSource.FromVolume(sourceVolumeId), nodes);
-        } else {
-            throw new IllegalArgumentException("unknown copy " + copy);
-        }
-    }
-
-    private void undoCopy(List<String> nodes, ReplicaCopy copy, Exception failure) {
-        try {
-            if (copy instanceof ReplicaCopy.Snapshot s) {
-                fleet.deleteSnapshot(s.snapshotId(), nodes);
-            } else if (copy instanceof ReplicaCopy.Clone c) {
-                fleet.delete(c.volumeId(), nodes);
-            }
-        } catch (IOException | RuntimeException cleanup) {
-            failure.addSuppressed(cleanup);
-        }
-    }
 
     private Versioned requireVolume(String volumeId) {
         return metadata.get(MetadataKeys.volume(volumeId)).orElseThrow(() -> StowageException.notFound("volume", volumeId));

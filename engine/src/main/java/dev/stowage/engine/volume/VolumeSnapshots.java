@@ -88,7 +88,7 @@ final class VolumeSnapshots {
                     throw new StowageException(ErrorCode.UNAVAILABLE, "volume " + sourceVolumeId
                             + " has no healthy replica to snapshot; retry once it has recovered");
                 }
-                volumes.copyHeld(sourceVolumeId, holders, new ReplicaCopy.Snapshot(id));
+                volumes.heldCopies.copy(sourceVolumeId, holders, new ReplicaCopy.Snapshot(id));
                 taken = true;
                 SnapshotRecord record = SnapshotRecord.newBuilder().setId(id).setName(name)
                         .setSourceVolumeId(sourceVolumeId).setSizeBytes(source.getSizeBytes())

@@ -124,9 +124,14 @@ final class ReplicaVolume {
             store.write(at, b);
             at += len;
         }
-        generations.record(offset, at - offset, generation);
+        recordWrite(offset, at - offset, generation);
+    }
+
+    /** Records the regions of a completed write at {@code generation} and counts it. */
+    private void recordWrite(long offset, long length, long generation) throws IOException {
+        generations.record(offset, length, generation);
         writes.increment();
-        bytesWritten.add(at - offset);
+        bytesWritten.add(length);
     }
 
     /** Per thread: a 4 KiB-aligned buffer for bulk writes, which go to disk with O_DIRECT. */
@@ -153,9 +158,7 @@ final class ReplicaVolume {
         all.flip();
         int n = all.remaining();
         store.writeBulk(offset, all);
-        generations.record(offset, n, generation);
-        writes.increment();
-        bytesWritten.add(n);
+        recordWrite(offset, n, generation);
     }
 
     /** Reads {@code dst.remaining()} bytes at {@code offset} and counts them: one admitted READ. */
