@@ -7,14 +7,14 @@
 #
 # usage (root): bench/cluster.sh [SECONDS_PER_JOB=15]
 # Environment: TRIALS (failover trials, default 10), PHASES (default "fio failover resync"),
-# RESYNC_MIB (written while n3 is away, default 1024), STOWAGE_BENCH_DIR (default
+# RESYNC_MIB (written while n3 is away, default 4096; the resync volume is that rounded up to GiB), STOWAGE_BENCH_DIR (default
 # /var/tmp/stowage-cluster-bench), FUSE_THREADS (default 16), LOOP_DIO (on|off, default on),
 # STOWAGE_JAVA_OPTS (the nodes' JVM flags), CLI_JAVA_OPTS (the `stowage csi` calls' JVM flags).
 set -Eeuo pipefail
 runtime=${1:-15}
 trials=${TRIALS:-10}
 phases=${PHASES:-fio failover resync}
-resync_mib=${RESYNC_MIB:-1024}
+resync_mib=${RESYNC_MIB:-4096}
 home="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir=${STOWAGE_BENCH_DIR:-/var/tmp/stowage-cluster-bench}
 gib=2
@@ -24,8 +24,8 @@ for tool in fio etcd curl python3 losetup mkfs.ext4; do
 done
 [[ $runtime =~ ^[1-9][0-9]*$ ]] || { echo "cluster bench: SECONDS_PER_JOB '$runtime' is not a positive number" >&2; exit 2; }
 [[ $trials =~ ^[1-9][0-9]*$ ]] || { echo "cluster bench: TRIALS '$trials' is not a positive number" >&2; exit 2; }
-[[ $resync_mib =~ ^[1-9][0-9]*$ ]] && (( resync_mib <= 2048 )) \
-  || { echo "cluster bench: RESYNC_MIB '$resync_mib' must be 1..2048 (the volume is 2 GiB)" >&2; exit 2; }
+[[ $resync_mib =~ ^[1-9][0-9]*$ ]] && (( resync_mib <= 16384 )) \
+  || { echo "cluster bench: RESYNC_MIB '$resync_mib' must be 1..16384" >&2; exit 2; }
 
 # The `stowage csi` calls are short-lived JVMs: start them as fast as possible (they are part of the
 # failover time). The nodes get the caller's STOWAGE_JAVA_OPTS, if any.
@@ -156,7 +156,7 @@ kill9_node() {
 # Creates volume $1 (repl $2, extra stowctl flags after) through n1's management API; prints its id.
 create_volume() {
   local name=$1 repl=$2; shift 2
-  ctl n1 volume create "$name" --size "${gib}GiB" --repl "$repl" "$@" >/dev/null \
+  ctl n1 volume create "$name" --size "${VOLUME_GIB:-$gib}GiB" --repl "$repl" "$@" >/dev/null \
     || die "stowctl volume create $name failed"
   ctl n1 -o json volume inspect "$name" | json 'd["id"]'
 }
@@ -327,7 +327,8 @@ PY
 # ---- 3. resync throughput of a returning replica ----
 phase_resync() {
   local id dev
-  id=$(create_volume bench-resync 3)
+  # At least 2 GiB, and large enough for what is written while n3 is away.
+  id=$(VOLUME_GIB=$(( resync_mib > 2048 ? (resync_mib + 1023) / 1024 : 2 )) create_volume bench-resync 3)
   log "== resync: repl=3 block volume $id (replicas on $(replica_nodes "$id")), attached on n1; n3 away for ${resync_mib} MiB"
   dev=$(attach n1 "$id" block)
   kill9_node n3
@@ -355,25 +356,30 @@ phase_resync() {
   done
   local healthy; healthy=$(now_ms)
   detach n1 "$id"
-  log "== resync: the disk's own sequential write speed (dd 1 GiB, bs=1M, oflag=direct, fsync) on $(df --output=target "$dir" | tail -1)"
+  # As many bytes as the resync wrote: a 1 GiB dd measured anywhere from 1.0 to 1.8 GB/s here.
+  log "== resync: the disk's own sequential write speed (dd ${resync_mib} MiB, bs=1M, oflag=direct, fsync) on $(df --output=target "$dir" | tail -1)"
   local d0; d0=$(now_ms)
-  timeout 900 dd if=/dev/zero of="$dir/disk-speed.dat" bs=1M count=1024 oflag=direct conv=fsync status=none \
+  timeout 900 dd if=/dev/zero of="$dir/disk-speed.dat" bs=1M count="$resync_mib" oflag=direct conv=fsync status=none \
     || die "measuring the disk's write speed failed"
   local disk_ms=$(( $(now_ms) - d0 ))
   rm -f "$dir/disk-speed.dat"
-  summary+=("$(python3 - "$dir/n1.log" "$id" "$(( ready - t0 ))" "$(( healthy - ready ))" "$disk_ms" <<'PY'
+  summary+=("$(python3 - "$dir/n1.log" "$id" "$(( ready - t0 ))" "$(( healthy - ready ))" "$disk_ms" "$resync_mib" <<'PY'
 import re, sys
 from datetime import datetime
-log, vid, start_ms, heal_ms, disk_ms = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+log, vid, start_ms, heal_ms, disk_ms, disk_mib = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
 started = done = copied = None
+quarters = []  # (time, bytes copied) at each 25% the resync logs
 for line in open(log, errors="replace"):
     ts = line.split(" ", 1)[0]
+    m = re.search(rf"volume {re.escape(vid)}: resync of node n3 at (\d+)%, (\d+) bytes copied", line)
+    if m:
+        quarters.append((datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f%z"), int(m.group(2))))
     if f"volume {vid}: resync of node n3 from node" in line and "started" in line:
         started = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f%z")
     m = re.search(rf"volume {re.escape(vid)}: replica on node n3 resynced, (\d+) bytes copied", line)
     if m:
         done = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f%z"); copied = int(m.group(1))
-disk = (1 << 30) / (disk_ms / 1e3) / 1e6
+disk = (disk_mib << 20) / (disk_ms / 1e3) / 1e6
 if copied is None:
     print(f"resync: no 'replica on node n3 resynced' line for {vid} in {log}")
     sys.exit(0)
@@ -385,6 +391,13 @@ if started and done and done > started:
     copy = copied / secs / 1e6
     print(f"  copy phase in n1's log: {secs * 1e3:.0f} ms = {copy:.0f} MB/s; disk sequential write {disk:.0f} MB/s; "
           f"ratio {copy / disk:.2f}x")
+    if quarters and done > quarters[0][0]:
+        # The first quarter includes the returning JVM's start-up (its JIT compilers took about a
+        # third of this machine's CPU then); from there on the copy runs at its steady rate.
+        t, b = quarters[0]
+        rest = (copied - b) / (done - t).total_seconds() / 1e6
+        print(f"  after the first quarter ({b / 1e6:.0f} MB in {(t - started).total_seconds() * 1e3:.0f} ms): "
+              f"{rest:.0f} MB/s; ratio {rest / disk:.2f}x")
 else:
     wall = copied / ((start_ms + heal_ms) / 1e3) / 1e6
     print(f"  (no resync start line in n1's log) disk sequential write {disk:.0f} MB/s; ratio (polling) {wall / disk:.2f}x")

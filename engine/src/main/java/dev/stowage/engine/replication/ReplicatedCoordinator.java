@@ -379,6 +379,12 @@ public final class ReplicatedCoordinator implements Coordinator {
                 int percent = (int) (100 * (first + count) / regions);
                 if (percent >= reported + 5 && percent < 100) {
                     health.rebuildProgress(target.nodeId(), percent);
+                    if (percent / 25 > reported / 25) {
+                        // A long rebuild shows in the log that it moves, and how fast (bench/cluster.sh
+                        // reads these lines to tell the copy's steady rate from its start-up).
+                        LOG.info("volume {}: resync of node {} at {}%, {} bytes copied", volumeId,
+                                target.nodeId(), percent, copied);
+                    }
                     reported = percent;
                 }
             }

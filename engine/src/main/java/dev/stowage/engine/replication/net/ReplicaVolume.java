@@ -138,10 +138,18 @@ final class ReplicaVolume {
     private static final ThreadLocal<java.nio.ByteBuffer> BULK = new ThreadLocal<>();
 
     /**
-     * As {@link #write}, for a resync or rebuild copy: the parts are gathered into one aligned
-     * buffer and written with {@link dev.stowage.engine.storage.ReplicaStore#writeBulk}.
+     * As {@link #write}, for a resync or rebuild copy, written with
+     * {@link dev.stowage.engine.storage.ReplicaStore#writeBulk}: from the payload itself when it is
+     * one direct buffer starting on a 4 KiB boundary (as {@link FrameCodec} receives large payloads),
+     * otherwise gathered into one such buffer first.
      */
     void writeBulk(long offset, long generation, java.nio.ByteBuffer... parts) throws IOException {
+        if (parts.length == 1 && isBlockAligned(parts[0])) {
+            int n = parts[0].remaining();
+            store.writeBulk(offset, parts[0]);
+            recordWrite(offset, n, generation);
+            return;
+        }
         int total = 0;
         for (java.nio.ByteBuffer b : parts) {
             total += b.remaining();
@@ -159,6 +167,10 @@ final class ReplicaVolume {
         int n = all.remaining();
         store.writeBulk(offset, all);
         recordWrite(offset, n, generation);
+    }
+
+    private static boolean isBlockAligned(java.nio.ByteBuffer b) {
+        return b.isDirect() && b.alignmentOffset(b.position(), 4096) == 0;
     }
 
     /** Reads {@code dst.remaining()} bytes at {@code offset} and counts them: one admitted READ. */

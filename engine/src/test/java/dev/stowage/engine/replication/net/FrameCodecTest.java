@@ -98,6 +98,59 @@ class FrameCodecTest {
     }
 
     @Test
+    void largePayloadsArrivingInPiecesAreReceivedIntoAlignedBuffersOfTheirOwn() {
+        // Two large frames and a small one between them, cut at random places (mid-header included).
+        byte[] a = random(1 << 20, 3);
+        byte[] b = random(FrameCodec.OWN_BUFFER_MIN, 4);
+        byte[] c = random(100, 5);
+        ByteBuf wire = Unpooled.buffer();
+        for (byte[] data : new byte[][] {a, c, b}) {
+            ByteBuf one = encode(Frame.request(FrameType.WRITE, data.length, 1, 2, 3, 4096, Frame.WRITE_BULK,
+                    Unpooled.wrappedBuffer(data)));
+            wire.writeBytes(one);
+            one.release();
+        }
+        Random cuts = new Random(6);
+        while (wire.isReadable()) {
+            in.writeInbound(wire.readRetainedSlice(Math.min(wire.readableBytes(), 1 + cuts.nextInt(200_000))));
+        }
+        wire.release();
+        for (byte[] data : new byte[][] {a, c, b}) {
+            Frame got = in.readInbound();
+            assertNotNull(got, "frame of " + data.length + " bytes");
+            try {
+                assertEquals(data.length, got.requestId());
+                assertEquals(Frame.WRITE_BULK, got.aux());
+                assertTrue(got.checksumMatches());
+                assertArrayEquals(data, ByteBufUtil.getBytes(got.payload()));
+                if (data.length >= FrameCodec.OWN_BUFFER_MIN) {
+                    assertEquals(1, got.payload().nioBufferCount());
+                    java.nio.ByteBuffer nio = got.payload().nioBuffer();
+                    assertTrue(nio.isDirect());
+                    assertEquals(0, nio.alignmentOffset(nio.position(), 4096), "payload starts on a 4 KiB boundary");
+                }
+            } finally {
+                got.release();
+            }
+        }
+        assertNull(in.readInbound());
+    }
+
+    @Test
+    void aConnectionClosedInsideALargePayloadReleasesWhatArrived() {
+        io.netty.buffer.PooledByteBufAllocator pool = (io.netty.buffer.PooledByteBufAllocator) FrameCodec.LARGE_PAYLOADS;
+        long before = pool.metric().usedDirectMemory();
+        ByteBuf wire = encode(Frame.request(FrameType.WRITE, 1, 1, 2, 3, 0, 0,
+                Unpooled.wrappedBuffer(random(1 << 20, 7))));
+        in.writeInbound(wire.readRetainedSlice(Frame.HEADER_BYTES + 1000));
+        wire.release();
+        assertTrue(pool.metric().usedDirectMemory() > before, "the payload's buffer is taken when its header arrives");
+        assertNull(in.readInbound());
+        in.close();
+        assertEquals(before, pool.metric().usedDirectMemory(), "the half-received payload's buffer went back");
+    }
+
+    @Test
     void emptyPayloadCarriesCrcZero() {
         ByteBuf wire = encode(Frame.request(FrameType.FLUSH, 1, 1, 1, 0, 0, 0));
         assertEquals(Frame.HEADER_BYTES, wire.readableBytes());
