@@ -1,8 +1,6 @@
 package dev.stowage.engine.replication.net;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.ByteBufAllocator;
-import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.CombinedChannelDuplexHandler;
 import io.netty.handler.codec.ByteToMessageDecoder;
@@ -18,7 +16,7 @@ import java.util.List;
  * non-zero crc on an empty payload raise {@link MalformedFrameException} (the handlers after this
  * one close the connection), and every later byte is discarded. Small payloads are retained
  * slices of the receive buffer (no copy). A payload of {@link #OWN_BUFFER_MIN} bytes or more is
- * copied, as its bytes arrive, into a buffer of its own from {@link #LARGE_PAYLOADS}, whose memory
+ * copied, as its bytes arrive, into a buffer of its own from {@link PayloadBuffers}, whose memory
  * starts on a 4 KiB boundary: once per byte, where gathering it in Netty's cumulation buffer
  * copied it again each time that buffer grew (into freshly zeroed memory), and a bulk write can go
  * to disk with O_DIRECT straight from it (measured in docs/benchmarks.md). The payload's crc32c
@@ -39,14 +37,8 @@ public final class FrameCodec extends CombinedChannelDuplexHandler<FrameCodec.De
     /** Payloads of at least this many bytes are received into a buffer of their own. */
     static final int OWN_BUFFER_MIN = 64 * 1024;
 
-    /**
-     * Where large payloads are received: pooled direct memory aligned to 4 KiB (what O_DIRECT asks
-     * of a buffer's address), in 4 MiB chunks. One arena: the replication event loops allocate,
-     * and the replica I/O threads release after the write. Without the alignment (Netty needs
-     * sun.misc.Unsafe for it) bulk writes gather their payload into an aligned buffer first.
-     */
-    static final ByteBufAllocator LARGE_PAYLOADS = new PooledByteBufAllocator(true, 0, 1, 8192, 9, 0, 0, false,
-            PooledByteBufAllocator.isDirectMemoryCacheAlignmentSupported() ? 4096 : 0);
+    /** Where large payloads are received: 4 KiB-aligned direct buffers, kept for reuse. */
+    static final PayloadBuffers LARGE_PAYLOADS = new PayloadBuffers();
 
     /** The decoding half; see {@link FrameCodec}. */
     public static final class Decoder extends ByteToMessageDecoder {
@@ -98,7 +90,7 @@ public final class FrameCodec extends CombinedChannelDuplexHandler<FrameCodec.De
             in.skipBytes(Frame.HEADER_BYTES);
             if (own) {
                 pendingHeader = header;
-                pendingPayload = LARGE_PAYLOADS.directBuffer((int) length, (int) length);
+                pendingPayload = LARGE_PAYLOADS.take((int) length);
                 receivePayload(in, out);
             } else {
                 out.add(header.frame(in.readRetainedSlice((int) length)));
