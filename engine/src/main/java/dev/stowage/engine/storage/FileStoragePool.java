@@ -348,6 +348,12 @@ public final class FileStoragePool implements StoragePool {
         return Set.copyOf(manifest.volumes.keySet());
     }
 
+    @Override
+    public synchronized Set<String> snapshotIds() throws IOException {
+        ensureOpen();
+        return Set.copyOf(manifest.snapshots.keySet());
+    }
+
     // ---------------------------------------------------------------- snapshots
 
     @Override

@@ -48,6 +48,9 @@ public interface StoragePool extends AutoCloseable {
 
     Set<String> volumeIds() throws IOException;
 
+    /** Ids of the snapshots this pool holds. */
+    Set<String> snapshotIds() throws IOException;
+
     /** Bytes the pool may still allocate (free space of the file system under the data directory). */
     long freeBytes() throws IOException;
 

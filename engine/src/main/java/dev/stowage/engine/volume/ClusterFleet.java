@@ -271,6 +271,11 @@ final class ClusterFleet implements ReplicaFleet {
     }
 
     @Override
+    public Set<String> localSnapshotIds() throws IOException {
+        return localPool == null ? Set.of() : localPool.snapshotIds();
+    }
+
+    @Override
     public void deleteLocal(String volumeId) throws IOException {
         if (localPool != null && membership.isAlive(localNodeId)) {
             // Through the server, so that its generation and epoch files go too.

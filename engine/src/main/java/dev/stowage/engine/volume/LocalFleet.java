@@ -102,6 +102,11 @@ final class LocalFleet implements ReplicaFleet {
     }
 
     @Override
+    public Set<String> localSnapshotIds() throws IOException {
+        return pool.snapshotIds();
+    }
+
+    @Override
     public void deleteLocal(String volumeId) throws IOException {
         pool.delete(volumeId);
     }

@@ -50,6 +50,9 @@ interface ReplicaFleet extends AutoCloseable {
     /** Removes replica data of this node's pool that no volume record assigns to this node. */
     void deleteLocal(String volumeId) throws IOException;
 
+    /** Snapshot ids whose layers this node's pool holds (empty on a storage-less node). */
+    Set<String> localSnapshotIds() throws IOException;
+
     /** Removes a snapshot's layers from this node's pool (crash repair). */
     void deleteLocalSnapshot(String snapshotId) throws IOException;
 

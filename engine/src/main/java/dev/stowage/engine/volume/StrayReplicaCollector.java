@@ -2,6 +2,7 @@ package dev.stowage.engine.volume;
 
 import dev.stowage.engine.cluster.MetadataStore;
 import dev.stowage.engine.cluster.MetadataStore.Versioned;
+import dev.stowage.proto.metadata.SnapshotRecord;
 import dev.stowage.proto.metadata.VolumeRecord;
 import java.io.IOException;
 import java.time.Clock;
@@ -15,16 +16,24 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Deletes, while the node runs, replica data that its pool holds but no volume record assigns to
- * it: a replica that was replaced on another node while this one was away (a node now comes back
- * without restarting, see {@link dev.stowage.engine.cluster.Membership}), or the data of a creation
- * whose creator died before writing the record. {@link StartupReconciliation} runs it once at
- * start with no grace.
+ * Deletes, while the node runs, data that its pool holds but no record assigns to it:
+ * <ul>
+ *   <li>replica data that no volume record assigns to this node: a replica that was replaced on
+ *       another node while this one was away (a node now comes back without restarting, see
+ *       {@link dev.stowage.engine.cluster.Membership}), or the data of a creation whose creator died
+ *       before writing the record;</li>
+ *   <li>snapshot layers that no snapshot record names this node a holder of: a snapshot whose
+ *       creator died before writing its record on a node that did not restart, or one that a held
+ *       copy finished on the attached node after its caller had given up and undone it
+ *       (docs/replication.md).</li>
+ * </ul>
+ * {@link StartupReconciliation} runs it once at start with no grace.
  *
  * <p>A creation makes the data first and writes the record after, so data without a record may
  * also be a creation in progress. Data is therefore deleted only once it has been seen unassigned
  * in passes spanning at least {@code grace} (ten minutes in a node), far longer than any creation
- * takes; a pass that finds it assigned forgets it.
+ * takes; a pass that finds it assigned forgets it. A snapshot record without holder nodes (written
+ * before records named them) counts as naming every node.
  *
  * <p>Threading: one caller at a time (the node's repair thread).
  */
@@ -37,8 +46,9 @@ final class StrayReplicaCollector {
     private final String nodeId;
     private final Duration grace;
     private final Clock clock;
-    /** Local replicas seen unassigned, with when they were first seen so. */
+    /** Local replicas, and local snapshots, seen unassigned, with when they were first seen so. */
     private final Map<String, Instant> unassignedSince = new HashMap<>();
+    private final Map<String, Instant> unheldSince = new HashMap<>();
 
     StrayReplicaCollector(MetadataStore metadata, ReplicaFleet fleet, String nodeId, Duration grace, Clock clock) {
         this.metadata = metadata;
@@ -48,10 +58,9 @@ final class StrayReplicaCollector {
         this.clock = clock;
     }
 
-    /** One pass; returns the volume ids whose local data it deleted. */
+    /** One pass; returns the volume and snapshot ids whose local data it deleted. */
     Set<String> collect() throws IOException {
         Instant now = clock.instant();
-        Set<String> local = fleet.localVolumeIds();
         Set<String> assigned = new HashSet<>();
         for (Versioned v : metadata.list(MetadataKeys.VOLUMES)) {
             VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
@@ -59,22 +68,42 @@ final class StrayReplicaCollector {
                 assigned.add(r.getId());
             }
         }
-        unassignedSince.keySet().removeIf(id -> !local.contains(id) || assigned.contains(id));
         Set<String> deleted = new HashSet<>();
+        sweep(fleet.localVolumeIds(), assigned, unassignedSince, now, deleted, "replica data of volume",
+                "no volume record assigns it", fleet::deleteLocal);
+        // Snapshots after volumes: a volume record lists its replicas before a snapshot of it exists.
+        Set<String> held = new HashSet<>();
+        for (Versioned v : metadata.list(MetadataKeys.SNAPSHOTS)) {
+            SnapshotRecord r = MetadataProtos.parseSnapshot(v.key(), v.value());
+            if (r.getNodeIdsCount() == 0 || r.getNodeIdsList().contains(nodeId)) {
+                held.add(r.getId());
+            }
+        }
+        sweep(fleet.localSnapshotIds(), held, unheldSince, now, deleted, "layers of snapshot",
+                "no snapshot record names it held", fleet::deleteLocalSnapshot);
+        return deleted;
+    }
+
+    private interface Deleter {
+        void delete(String id) throws IOException;
+    }
+
+    private void sweep(Set<String> local, Set<String> recorded, Map<String, Instant> since, Instant now,
+                       Set<String> deleted, String what, String why, Deleter deleter) throws IOException {
+        since.keySet().removeIf(id -> !local.contains(id) || recorded.contains(id));
         for (String id : local) {
-            if (assigned.contains(id)) {
+            if (recorded.contains(id)) {
                 continue;
             }
-            Instant since = unassignedSince.computeIfAbsent(id, unused -> now);
-            if (Duration.between(since, now).compareTo(grace) >= 0) { // with no grace, at once
-                LOG.info("deleting replica data of volume {}: no volume record assigns it to node {}{}", id, nodeId,
-                        grace.isZero() ? "" : " (none has for " + Duration.between(since, now).toSeconds() + " s)");
-                fleet.deleteLocal(id);
-                unassignedSince.remove(id);
+            Instant first = since.computeIfAbsent(id, unused -> now);
+            if (Duration.between(first, now).compareTo(grace) >= 0) { // with no grace, at once
+                LOG.info("deleting {} {}: {} on node {}{}", what, id, why, nodeId,
+                        grace.isZero() ? "" : " (none has for " + Duration.between(first, now).toSeconds() + " s)");
+                deleter.delete(id);
+                since.remove(id);
                 deleted.add(id);
             }
         }
-        return deleted;
     }
 
     /** {@link #collect} for a scheduler: failures are logged and the next pass tries again. */
@@ -82,7 +111,7 @@ final class StrayReplicaCollector {
         try {
             collect();
         } catch (IOException | RuntimeException e) {
-            LOG.warn("looking for replica data no volume record assigns to node {} failed, will retry: {}", nodeId,
+            LOG.warn("looking for replica data and snapshot layers no record assigns to node {} failed, will retry: {}", nodeId,
                     e.toString());
         }
     }

@@ -10,6 +10,7 @@ import dev.stowage.engine.api.Snapshot;
 import dev.stowage.engine.api.Volume;
 import dev.stowage.engine.api.VolumeSpec;
 import dev.stowage.engine.cluster.MetadataStore;
+import dev.stowage.proto.metadata.SnapshotRecord;
 import dev.stowage.proto.metadata.VolumeRecord;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
@@ -121,16 +122,9 @@ class IdempotencyAndRepairTest extends VolumeServiceHarness {
         metadata.put(MetadataKeys.volume(replaced), VolumeRecord.newBuilder().setId(replaced).setName("moved")
                 .setSizeBytes(MIB).setReplicaCount(1).addReplicas(MetadataProtos.healthyReplica("node-b")).build()
                 .toByteArray(), MetadataStore.ABSENT);
-        java.util.concurrent.atomic.AtomicReference<java.time.Instant> now =
-                new java.util.concurrent.atomic.AtomicReference<>(java.time.Instant.parse("2026-01-01T00:00:00Z"));
-        java.time.Clock clock = new java.time.Clock() {
-            @Override public java.time.ZoneId getZone() { return java.time.ZoneOffset.UTC; }
-            @Override public java.time.Clock withZone(java.time.ZoneId zone) { return this; }
-            @Override public java.time.Instant instant() { return now.get(); }
-        };
+        java.util.concurrent.atomic.AtomicReference<java.time.Instant> now = startOfTest();
         java.time.Duration grace = java.time.Duration.ofMinutes(10);
-        StrayReplicaCollector strays = new StrayReplicaCollector(metadata,
-                new LocalFleet(NODE, Map.of(), pool, 4.0), NODE, grace, clock);
+        StrayReplicaCollector strays = strayCollector(now, grace);
 
         assertEquals(Set.of(), strays.collect(), "first seen unassigned: kept for the grace");
         pool.create(ORPHAN, MIB); // a creation in progress: its data exists, its record not yet
@@ -147,6 +141,76 @@ class IdempotencyAndRepairTest extends VolumeServiceHarness {
         assertEquals(Set.of(), strays.collect(), "assigned now: never deleted");
         assertEquals(Set.of(kept.id(), ORPHAN), pool.volumeIds());
         assertEquals(kept, service.getVolume(kept.id()).orElseThrow());
+    }
+
+    private static java.util.concurrent.atomic.AtomicReference<java.time.Instant> startOfTest() {
+        return new java.util.concurrent.atomic.AtomicReference<>(java.time.Instant.parse("2026-01-01T00:00:00Z"));
+    }
+
+    /** A collector of this node's strays whose clock reads {@code now}. */
+    private StrayReplicaCollector strayCollector(java.util.concurrent.atomic.AtomicReference<java.time.Instant> now,
+                                                 java.time.Duration grace) {
+        java.time.Clock clock = new java.time.Clock() {
+            @Override public java.time.ZoneId getZone() { return java.time.ZoneOffset.UTC; }
+            @Override public java.time.Clock withZone(java.time.ZoneId zone) { return this; }
+            @Override public java.time.Instant instant() { return now.get(); }
+        };
+        return new StrayReplicaCollector(metadata, new LocalFleet(NODE, Map.of(), pool, 4.0), NODE, grace, clock);
+    }
+
+    private void recordSnapshot(String snapId, String volumeId, String... holders) throws Exception {
+        metadata.put(MetadataKeys.snapshot(snapId), SnapshotRecord.newBuilder().setId(snapId).setName(snapId)
+                .setSourceVolumeId(volumeId).setSizeBytes(MIB).setReady(true).addAllNodeIds(List.of(holders))
+                .build().toByteArray(), MetadataStore.ABSENT);
+    }
+
+    @Test
+    void runningNodeDeletesSnapshotLayersNoRecordNamesItAHolderOfForTheGrace() throws Exception {
+        Volume v = create("src", MIB);
+        Snapshot kept = service.createSnapshot("kept", v.id());
+        // Finished by a held copy after its caller had undone it: no record, no claim.
+        String late = "snap-00000000-0000-0000-0000-00000000000d";
+        pool.snapshot(v.id(), late);
+        // Recorded as held by other nodes only (this node's replica was stale when it was taken).
+        String elsewhere = "snap-00000000-0000-0000-0000-00000000000e";
+        pool.snapshot(v.id(), elsewhere);
+        recordSnapshot(elsewhere, v.id(), "node-b", "node-c");
+        // Recorded before records named their holders: counts as held everywhere.
+        String old = "snap-00000000-0000-0000-0000-00000000000f";
+        pool.snapshot(v.id(), old);
+        recordSnapshot(old, v.id());
+        java.util.concurrent.atomic.AtomicReference<java.time.Instant> now = startOfTest();
+        java.time.Duration grace = java.time.Duration.ofMinutes(10);
+        StrayReplicaCollector strays = strayCollector(now, grace);
+
+        assertEquals(Set.of(), strays.collect(), "first seen unheld: kept for the grace");
+        String inProgress = "snap-00000000-0000-0000-0000-000000000010";
+        pool.snapshot(v.id(), inProgress); // a creation in progress: its layers exist, its record not yet
+        now.set(now.get().plus(grace));
+        assertEquals(Set.of(late, elsewhere), strays.collect(), "unheld for the whole grace: deleted");
+        assertEquals(Set.of(kept.id(), old, inProgress), pool.snapshotIds());
+
+        recordSnapshot(inProgress, v.id(), NODE); // the creation completes
+        now.set(now.get().plus(grace.multipliedBy(3)));
+        assertEquals(Set.of(), strays.collect(), "held now: never deleted");
+        assertEquals(Set.of(kept.id(), old, inProgress), pool.snapshotIds());
+        assertEquals(Set.of(v.id()), pool.volumeIds(), "the volume is untouched");
+        Volume restored = service.createVolume(new VolumeSpec("restored", MIB, 0, Map.of(),
+                new VolumeSpec.ContentSource.FromSnapshot(kept.id())));
+        assertTrue(pool.volumeIds().contains(restored.id()), "a kept snapshot still restores");
+    }
+
+    @Test
+    void restartDropsSnapshotLayersWithNeitherRecordNorClaim() throws Exception {
+        Volume v = create("src", MIB);
+        Snapshot kept = service.createSnapshot("kept", v.id());
+        String late = "snap-00000000-0000-0000-0000-00000000000d";
+        pool.snapshot(v.id(), late);
+
+        restart();
+
+        assertEquals(Set.of(kept.id()), pool.snapshotIds());
+        assertEquals(kept, service.getSnapshot(kept.id()).orElseThrow());
     }
 
     @Test
