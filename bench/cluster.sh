@@ -204,7 +204,7 @@ run_jobs() {
     read -r name rw bs qd extra <<<"$j"
     [[ -z ${ONLY:-} || " $ONLY " == *" $name "* ]] || continue
     timeout $(( runtime + 300 )) fio --name="$name" --filename="$file" --rw="$rw" --bs="$bs" --iodepth="$qd" \
-        --size=1g --direct=1 --ioengine=libaio --time_based --runtime="$runtime" --ramp_time=2 --group_reporting \
+        --size=1g --direct=1 --ioengine=libaio --time_based --runtime="$runtime" --ramp_time="${RAMP:-2}" --group_reporting \
         --output-format=json ${extra:-} > "$out.$name.json" || die "fio $name on $mnt failed"
     python3 - "$out.$name.json" "$name" "$rw" >> "$out" <<'PY'
 import json, sys

@@ -16,15 +16,16 @@ import java.util.concurrent.atomic.AtomicLong;
  * it frees a chunk whenever its last buffer goes back, and zeroes the next one it allocates (2% of
  * the machine in a resync's receiving event loop).
  *
- * <p>At most {@link #KEPT_BYTES_PER_CLASS} bytes are kept per size class; buffers beyond that are
- * left to the garbage collector.
+ * <p>At most {@link #KEPT_BYTES_PER_CLASS} bytes are kept per size class (16 MiB: a resync keeps
+ * eight 1 MiB regions in flight), 128 MiB over all eight classes; buffers beyond that are left to
+ * the garbage collector.
  *
  * <p>Threading: safe from any thread; a buffer is usually taken on an event loop and released on
  * a replica I/O thread.
  */
 final class PayloadBuffers {
     static final int MIN_CLASS = 64 * 1024;
-    static final long KEPT_BYTES_PER_CLASS = 32L << 20;
+    static final long KEPT_BYTES_PER_CLASS = 16L << 20;
     private static final int ALIGNMENT = 4096;
 
     private final ConcurrentLinkedDeque<ByteBuffer>[] free;
