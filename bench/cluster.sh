@@ -9,7 +9,8 @@
 # Environment: TRIALS (failover trials, default 10), PHASES (default "fio failover resync"),
 # RESYNC_MIB (written while n3 is away, default 4096; the resync volume is that rounded up to GiB), STOWAGE_BENCH_DIR (default
 # /var/tmp/stowage-cluster-bench), FUSE_THREADS (default 16), LOOP_DIO (on|off, default on),
-# STOWAGE_JAVA_OPTS (the nodes' JVM flags), CLI_JAVA_OPTS (the `stowage csi` calls' JVM flags).
+# STOWAGE_JAVA_OPTS (the nodes' JVM flags), CLI_JAVA_OPTS (the `stowage csi` calls' JVM flags), RAMP (fio's
+# ramp time in seconds, default 2).
 set -Eeuo pipefail
 runtime=${1:-15}
 trials=${TRIALS:-10}
