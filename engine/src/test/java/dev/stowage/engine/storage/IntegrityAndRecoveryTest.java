@@ -21,32 +21,10 @@ import java.nio.file.StandardOpenOption;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.zip.CRC32C;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /** Corruption detection, torn-write recovery, orphan cleanup and manifest atomicity. */
-class IntegrityAndRecoveryTest {
-    private static final long MIB = 1L << 20;
-
-    @TempDir
-    Path dir;
-    private FileStoragePool pool;
-
-    @AfterEach
-    void close() throws IOException {
-        if (pool != null) {
-            pool.close();
-        }
-    }
-
-    private FileStoragePool reopen() throws IOException {
-        if (pool != null) {
-            pool.close();
-        }
-        pool = FileStoragePool.open(dir);
-        return pool;
-    }
+class IntegrityAndRecoveryTest extends PoolTestBase {
 
     private static int crc(byte[] b) {
         CRC32C c = new CRC32C();

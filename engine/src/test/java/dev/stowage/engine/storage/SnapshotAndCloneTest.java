@@ -15,35 +15,17 @@ import java.io.IOException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
-import java.nio.file.Path;
 import java.util.Set;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /** Copy-on-write snapshots, volumes from snapshots, clones and reference-counted deletion. */
-class SnapshotAndCloneTest {
-    private static final long MIB = 1L << 20;
+class SnapshotAndCloneTest extends PoolTestBase {
     private static final long GIB = 1L << 30;
-
-    @TempDir
-    Path dir;
-    private FileStoragePool pool;
 
     @BeforeEach
     void open() throws IOException {
-        pool = FileStoragePool.open(dir);
-    }
-
-    @AfterEach
-    void close() throws IOException {
-        pool.close();
-    }
-
-    private void reopen() throws IOException {
-        pool.close();
-        pool = FileStoragePool.open(dir);
+        reopen();
     }
 
     private ReplicaStore volume(String id) throws IOException {

@@ -13,29 +13,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.Path;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /** Thin provisioning, input validation and pool lifecycle. */
-class ThinPoolAndValidationTest {
-    private static final long MIB = 1L << 20;
+class ThinPoolAndValidationTest extends PoolTestBase {
     private static final long TIB = 1L << 40;
-
-    @TempDir
-    Path dir;
-    private FileStoragePool pool;
 
     @BeforeEach
     void open() throws IOException {
-        pool = FileStoragePool.open(dir);
-    }
-
-    @AfterEach
-    void close() throws IOException {
-        pool.close();
+        reopen();
     }
 
     @Test

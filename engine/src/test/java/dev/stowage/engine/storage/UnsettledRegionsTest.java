@@ -19,36 +19,18 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.List;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Crash consistency of data and checksums (invariant S3 in docs/single-node.md): a power loss may
  * write a block's new data back before its checksum entry, and that must read as the new data, not
  * as corruption; bit rot outside recently written regions must still be caught.
  */
-class UnsettledRegionsTest {
-    private static final long MIB = 1L << 20;
-
-    @TempDir
-    Path dir;
-    private FileStoragePool pool;
-
-    @AfterEach
-    void close() throws IOException {
-        if (pool != null) {
-            pool.close();
-        }
-    }
-
+class UnsettledRegionsTest extends PoolTestBase {
     /** A pool that settles only when the test says so. */
-    private FileStoragePool reopen() throws IOException {
-        if (pool != null) {
-            pool.close();
-        }
-        pool = FileStoragePool.open(dir, PoolManifest.CommitHook.NONE, Duration.ZERO);
-        return pool;
+    @Override
+    FileStoragePool openPool() throws IOException {
+        return FileStoragePool.open(dir, PoolManifest.CommitHook.NONE, Duration.ZERO);
     }
 
     private static Layer head(ReplicaStore store) {
