@@ -75,9 +75,10 @@ final class PayloadBuffers {
 
     private void giveBack(int c, ByteBuffer whole) {
         outstanding.decrementAndGet();
-        if ((long) (kept[c].get() + 1) * sizeOf(c) <= KEPT_BYTES_PER_CLASS) {
-            kept[c].incrementAndGet();
+        if ((long) kept[c].incrementAndGet() * sizeOf(c) <= KEPT_BYTES_PER_CLASS) {
             free[c].offerFirst(whole); // the most recently used buffer is the likeliest to be in cache
+        } else {
+            kept[c].decrementAndGet(); // over the bound (counted first, so concurrent releases cannot pass it)
         }
     }
 
