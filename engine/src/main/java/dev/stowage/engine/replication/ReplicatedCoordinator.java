@@ -348,7 +348,9 @@ public final class ReplicatedCoordinator implements Coordinator {
                     t.setDaemon(true);
                     return t;
                 });
-        ThreadLocal<ByteBuffer> buffers = ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(REGION_SIZE));
+        // 4 KiB-aligned, so that a copy to this node's own replica goes to disk (O_DIRECT) straight from it.
+        ThreadLocal<ByteBuffer> buffers = ThreadLocal.withInitial(
+                () -> ByteBuffer.allocateDirect(REGION_SIZE + 4096).alignedSlice(4096));
         try {
             // Copies stay COPY_PARALLELISM deep across batches: waiting for each batch's copies before
             // comparing the next batch left the copiers idle for two round trips every 16 regions.

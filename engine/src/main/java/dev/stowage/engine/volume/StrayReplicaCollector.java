@@ -46,9 +46,9 @@ final class StrayReplicaCollector {
     private final String nodeId;
     private final Duration grace;
     private final Clock clock;
-    /** Local replicas, and local snapshots, seen unassigned, with when they were first seen so. */
-    private final Map<String, Instant> unassignedSince = new HashMap<>();
-    private final Map<String, Instant> unheldSince = new HashMap<>();
+    /** Local replica data, and local snapshot layers, that no record assigns to this node. */
+    private final Strays replicas;
+    private final Strays snapshots;
 
     StrayReplicaCollector(MetadataStore metadata, ReplicaFleet fleet, String nodeId, Duration grace, Clock clock) {
         this.metadata = metadata;
@@ -56,6 +56,9 @@ final class StrayReplicaCollector {
         this.nodeId = nodeId;
         this.grace = grace;
         this.clock = clock;
+        this.replicas = new Strays("replica data of volume", "no volume record assigns it", fleet::deleteLocal);
+        this.snapshots = new Strays("layers of snapshot", "no snapshot record names it held",
+                fleet::deleteLocalSnapshot);
     }
 
     /** One pass; returns the volume and snapshot ids whose local data it deleted. */
@@ -69,8 +72,7 @@ final class StrayReplicaCollector {
             }
         }
         Set<String> deleted = new HashSet<>();
-        sweep(fleet.localVolumeIds(), assigned, unassignedSince, now, deleted, "replica data of volume",
-                "no volume record assigns it", fleet::deleteLocal);
+        replicas.sweep(fleet.localVolumeIds(), assigned, now, deleted);
         // Snapshots after volumes: a volume record lists its replicas before a snapshot of it exists.
         Set<String> held = new HashSet<>();
         for (Versioned v : metadata.list(MetadataKeys.SNAPSHOTS)) {
@@ -79,8 +81,7 @@ final class StrayReplicaCollector {
                 held.add(r.getId());
             }
         }
-        sweep(fleet.localSnapshotIds(), held, unheldSince, now, deleted, "layers of snapshot",
-                "no snapshot record names it held", fleet::deleteLocalSnapshot);
+        snapshots.sweep(fleet.localSnapshotIds(), held, now, deleted);
         return deleted;
     }
 
@@ -88,20 +89,34 @@ final class StrayReplicaCollector {
         void delete(String id) throws IOException;
     }
 
-    private void sweep(Set<String> local, Set<String> recorded, Map<String, Instant> since, Instant now,
-                       Set<String> deleted, String what, String why, Deleter deleter) throws IOException {
-        since.keySet().removeIf(id -> !local.contains(id) || recorded.contains(id));
-        for (String id : local) {
-            if (recorded.contains(id)) {
-                continue;
-            }
-            Instant first = since.computeIfAbsent(id, unused -> now);
-            if (Duration.between(first, now).compareTo(grace) >= 0) { // with no grace, at once
-                LOG.info("deleting {} {}: {} on node {}{}", what, id, why, nodeId,
-                        grace.isZero() ? "" : " (none has for " + Duration.between(first, now).toSeconds() + " s)");
-                deleter.delete(id);
-                since.remove(id);
-                deleted.add(id);
+    /** One kind of local data: what of it was seen unrecorded, since when, and how it is deleted. */
+    private final class Strays {
+        private final String what;
+        private final String why;
+        private final Deleter deleter;
+        private final Map<String, Instant> unrecordedSince = new HashMap<>();
+
+        Strays(String what, String why, Deleter deleter) {
+            this.what = what;
+            this.why = why;
+            this.deleter = deleter;
+        }
+
+        /** Deletes the ids of {@code local} not in {@code recorded} for the grace; adds them to {@code deleted}. */
+        void sweep(Set<String> local, Set<String> recorded, Instant now, Set<String> deleted) throws IOException {
+            unrecordedSince.keySet().removeIf(id -> !local.contains(id) || recorded.contains(id));
+            for (String id : local) {
+                if (recorded.contains(id)) {
+                    continue;
+                }
+                Instant first = unrecordedSince.computeIfAbsent(id, unused -> now);
+                if (Duration.between(first, now).compareTo(grace) >= 0) { // with no grace, at once
+                    LOG.info("deleting {} {}: {} on node {}{}", what, id, why, nodeId, grace.isZero() ? ""
+                            : " (none has for " + Duration.between(first, now).toSeconds() + " s)");
+                    deleter.delete(id);
+                    unrecordedSince.remove(id);
+                    deleted.add(id);
+                }
             }
         }
     }

@@ -117,21 +117,9 @@ public final class FrameCodec extends CombinedChannelDuplexHandler<FrameCodec.De
             }
         }
 
+        /** The connection ended (its pipeline is torn down) inside a payload: that frame never arrives. */
         @Override
         protected void handlerRemoved0(ChannelHandlerContext ctx) {
-            dropPending();
-        }
-
-        @Override
-        public void channelInactive(ChannelHandlerContext ctx) throws Exception {
-            try {
-                super.channelInactive(ctx);
-            } finally {
-                dropPending(); // the connection ended inside a payload: that frame never arrives
-            }
-        }
-
-        private void dropPending() {
             if (pendingPayload != null) {
                 pendingPayload.release();
                 pendingPayload = null;

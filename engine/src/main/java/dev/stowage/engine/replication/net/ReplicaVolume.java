@@ -144,12 +144,14 @@ final class ReplicaVolume {
      * otherwise gathered into one such buffer first.
      */
     void writeBulk(long offset, long generation, java.nio.ByteBuffer... parts) throws IOException {
-        if (parts.length == 1 && isBlockAligned(parts[0])) {
-            int n = parts[0].remaining();
-            store.writeBulk(offset, parts[0]);
-            recordWrite(offset, n, generation);
-            return;
-        }
+        java.nio.ByteBuffer src = parts.length == 1 && isBlockAligned(parts[0]) ? parts[0] : gathered(parts);
+        int n = src.remaining();
+        store.writeBulk(offset, src);
+        recordWrite(offset, n, generation);
+    }
+
+    /** {@code parts} copied into this thread's aligned bulk buffer, ready to read. */
+    private static java.nio.ByteBuffer gathered(java.nio.ByteBuffer... parts) {
         int total = 0;
         for (java.nio.ByteBuffer b : parts) {
             total += b.remaining();
@@ -163,10 +165,7 @@ final class ReplicaVolume {
         for (java.nio.ByteBuffer b : parts) {
             all.put(b.duplicate());
         }
-        all.flip();
-        int n = all.remaining();
-        store.writeBulk(offset, all);
-        recordWrite(offset, n, generation);
+        return all.flip();
     }
 
     private static boolean isBlockAligned(java.nio.ByteBuffer b) {
