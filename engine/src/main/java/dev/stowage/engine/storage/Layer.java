@@ -17,11 +17,15 @@ import java.util.zip.CRC32C;
  * {@code b} at {@code DATA_OFFSET + b * 4096}). A layer is writable while it is a volume's head, and
  * frozen (never written again) once a snapshot or clone has taken it. Its parent is fixed at creation.
  *
- * <p>Why one file: a flush must make data and checksums durable together, and on Linux every
- * fdatasync of a file ends in its own device cache flush. With the table in a file of its own a
- * flush cost two device flushes (measured: 4,873 against 6,911 fdatasync'd 4 KiB writes per second
- * through ext4, loop and FUSE); with one file, one fdatasync covers the table's memory-mapped pages
- * and the data.
+ * <p>Why one file: on Linux every fdatasync of a file ends in its own device cache flush. With the
+ * table in a file of its own, a flush that had to write both cost two device flushes (measured:
+ * 4,873 against 6,911 fdatasync'd 4 KiB writes per second through ext4, loop and FUSE); with one
+ * file, one fdatasync covers the table pages written back and the data.
+ *
+ * <p>Two strengths of making writes durable: {@link #forceData} for a volume's flush writes the
+ * data and only those table entries that recovery could not rebuild (see {@link ChecksumTable});
+ * {@link #force} writes every changed table page as well, and must come before anything clears
+ * the layer's {@link UnsettledRegions} marks.
  *
  * <p>Threading: positional I/O on a shared {@link FileChannel}, safe from any thread. Callers
  * serialise writers of one block.
@@ -182,10 +186,22 @@ final class Layer implements Closeable {
     }
 
     /**
-     * Makes checksums and data durable with one fdatasync: it writes back the file's dirty pages,
-     * those of the table's mapping included, then flushes the device cache once.
+     * Makes data and every checksum entry durable with one fdatasync: writes the changed table
+     * pages back, then the file's dirty pages are written and the device cache flushed once.
      */
     void force() throws IOException {
+        table.writeBack(false);
+        file.force(false);
+    }
+
+    /**
+     * Makes every write's data durable, and the table entries that say which blocks this layer
+     * holds; other changed entries stay in memory, their regions marked unsettled (recovery
+     * rebuilds them from the data), until {@link #force}. One fdatasync, which for a 4 KiB
+     * overwrite writes one page instead of two.
+     */
+    void forceData() throws IOException {
+        table.writeBack(true);
         file.force(false);
     }
 

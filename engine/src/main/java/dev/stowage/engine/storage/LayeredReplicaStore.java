@@ -353,7 +353,7 @@ public final class LayeredReplicaStore implements ReplicaStore {
         long stamp = structure.readLock();
         try {
             ensureOpen();
-            head.force();
+            head.forceData();
         } finally {
             structure.unlockRead(stamp);
         }
@@ -387,6 +387,7 @@ public final class LayeredReplicaStore implements ReplicaStore {
             if (isClosed() || head != h) {
                 return 0; // the layer was frozen (and settled) or the store closed meanwhile
             }
+            h.table.release(); // no writer runs: a table page can be dropped with nothing put into it
             return h.unsettled.clearIdle(idle);
         } finally {
             structure.unlockWrite(stamp);

@@ -3,13 +3,15 @@ package dev.stowage.engine.storage;
 import java.io.FileDescriptor;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
+import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
 import jnr.ffi.LibraryLoader;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * posix_fadvise for the layer files, whose page cache must hold small folios only.
+ * posix_fadvise for the layer files, whose page cache must hold small folios only, and madvise
+ * to drop the private copies of checksum table pages once they are written back.
  *
  * <p>Why: ext4 walks every 4 KiB buffer of a page-cache folio on each write into it, so a 4 KiB
  * write into a 2 MiB folio costs 512 steps. Readahead builds large folios: after a cold sequential
@@ -24,22 +26,29 @@ final class PageCacheAdvice {
     private static final Logger LOG = LoggerFactory.getLogger(PageCacheAdvice.class);
     static final int POSIX_FADV_RANDOM = 1;
     static final int POSIX_FADV_DONTNEED = 4;
+    static final int MADV_DONTNEED = 4;
 
-    /** The one libc call this needs; public only because jnr-ffi implements it in another loader. */
-    public interface Fadvise {
+    /** The libc calls this needs; public only because jnr-ffi implements it in another loader. */
+    public interface Libc {
         int posix_fadvise(int fd, long offset, long len, int advice);
+
+        int madvise(long address, long length, int advice);
     }
 
-    private static final Fadvise LIBC;
+    private static final Libc LIBC;
+    /** Where a direct buffer keeps its address ({@code java.nio.Buffer.address}). */
+    private static final long BUFFER_ADDRESS_OFFSET;
+    private static final Method GET_LONG = SunUnsafe.method("getLong", Object.class, long.class);
     private static final long CHANNEL_FD_OFFSET;
     private static final long DESCRIPTOR_FD_OFFSET;
     private static final Method GET_OBJECT = SunUnsafe.method("getObject", Object.class, long.class);
     private static final Method GET_INT = SunUnsafe.method("getInt", Object.class, long.class);
 
     static {
-        Fadvise libc = null;
+        Libc libc = null;
         long channelOffset = -1;
         long descriptorOffset = -1;
+        long addressOffset = -1;
         try {
             Method fieldOffset = SunUnsafe.method("objectFieldOffset", Field.class);
             if (fieldOffset == null || GET_OBJECT == null || GET_INT == null) {
@@ -49,7 +58,8 @@ final class PageCacheAdvice {
             Class<?> impl = Class.forName("sun.nio.ch.FileChannelImpl");
             channelOffset = (long) fieldOffset.invoke(SunUnsafe.INSTANCE, impl.getDeclaredField("fd"));
             descriptorOffset = (long) fieldOffset.invoke(SunUnsafe.INSTANCE, FileDescriptor.class.getDeclaredField("fd"));
-            libc = LibraryLoader.create(Fadvise.class).load("c");
+            addressOffset = (long) fieldOffset.invoke(SunUnsafe.INSTANCE, java.nio.Buffer.class.getDeclaredField("address"));
+            libc = LibraryLoader.create(Libc.class).load("c");
         } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
             LOG.info("page-cache advice unavailable ({}); layer files keep the kernel's default readahead", e.toString());
             libc = null;
@@ -57,6 +67,7 @@ final class PageCacheAdvice {
         LIBC = libc;
         CHANNEL_FD_OFFSET = channelOffset;
         DESCRIPTOR_FD_OFFSET = descriptorOffset;
+        BUFFER_ADDRESS_OFFSET = addressOffset;
     }
 
     private PageCacheAdvice() {
@@ -70,6 +81,23 @@ final class PageCacheAdvice {
     /** Drops the clean cached pages of a range (tests use it to start cold). */
     static boolean dropCache(FileChannel channel, long offset, long length) {
         return advise(channel, offset, length, POSIX_FADV_DONTNEED);
+    }
+
+    /**
+     * Drops the private (copy-on-write) pages of {@code length} bytes at {@code offset} of a
+     * private file mapping: later reads see the file's content again. {@code offset} and
+     * {@code length} are multiples of 4 KiB. Returns whether the kernel dropped them.
+     */
+    static boolean dropPrivatePages(MappedByteBuffer mapping, int offset, int length) {
+        if (LIBC == null || GET_LONG == null) {
+            return false;
+        }
+        try {
+            long address = (long) GET_LONG.invoke(SunUnsafe.INSTANCE, mapping, BUFFER_ADDRESS_OFFSET);
+            return address != 0 && LIBC.madvise(address + offset, length, MADV_DONTNEED) == 0;
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            return false;
+        }
     }
 
     private static boolean advise(FileChannel channel, long offset, long length, int advice) {

@@ -20,6 +20,7 @@ import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Crash consistency of data and checksums (invariant S3 in docs/single-node.md): a power loss may
@@ -51,6 +52,97 @@ class UnsettledRegionsTest extends PoolTestBase {
             }
         }
         return regions;
+    }
+
+    /** Block {@code b}'s checksum entry as the layer's file holds it (what a power loss would leave). */
+    private static long entryInFile(Layer layer, long b) throws IOException {
+        ByteBuffer e = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+        try (FileChannel f = FileChannel.open(layer.path(), StandardOpenOption.READ)) {
+            f.read(e, b * 8);
+        }
+        return e.getLong(0);
+    }
+
+    /**
+     * The files of the pool as they are now, copied to {@code to}: a power loss after the kernel
+     * wrote back everything it holds, with whatever is only in the process's memory lost.
+     */
+    private void copyAsACrashLeavesIt(Path to) throws IOException, InterruptedException {
+        // cp keeps the layer files sparse (their data starts far out, see Layer.DATA_OFFSET)
+        Process cp = new ProcessBuilder("cp", "-a", "--sparse=always", dir + "/.", to.toString())
+                .redirectErrorStream(true).start();
+        String out = new String(cp.getInputStream().readAllBytes());
+        assertEquals(0, cp.waitFor(), "cp: " + out);
+    }
+
+    @Test
+    void aFlushLeavesOverwrittenEntriesInMemoryUntilTheSettlerWritesThemBack() throws IOException {
+        ReplicaStore vol = reopen().create("vol", 8 * MIB);
+        Layer head = head(vol);
+        write(vol, 0, pattern(1, BS));
+        vol.flush();
+        assertEquals(head.table.get(0), entryInFile(head, 0), "a first write's entry is written at the flush");
+        pool.settle();
+        pool.settle();
+        long settled = entryInFile(head, 0);
+
+        write(vol, 0, pattern(2, BS));
+        vol.flush();
+        assertEquals(settled, entryInFile(head, 0), "the overwrite's entry stays in memory after the flush");
+        assertEquals(List.of(0L), bitsOnDisk(head.unsettled.path()), "so its region stays marked on disk");
+        assertEquals(0, pool.settle(), "written during this round");
+        assertEquals(1, pool.settle());
+        assertEquals(List.of(), bitsOnDisk(head.unsettled.path()));
+        assertEquals(head.table.get(0), entryInFile(head, 0), "the mark was cleared only after the entry was written");
+        assertArrayEquals(pattern(2, BS), read(vol, 0, BS), "the entry reads back after its page left memory");
+    }
+
+    @Test
+    void flushedWritesSurviveACrashThatLosesTheTablePagesStillInMemory(@TempDir Path crashed) throws Exception {
+        ReplicaStore vol = reopen().create("vol", 8 * MIB);
+        write(vol, 0, pattern(1, 4 * BS));
+        pool.snapshot("vol", "s");
+        write(vol, 0, pattern(2, BS)); // the head's first write of block 0
+        vol.flush();
+        pool.settle();
+        pool.settle();
+        write(vol, 0, pattern(3, BS)); // an overwrite in the head: its entry is not written at the flush
+        write(vol, BS, pattern(4, BS)); // the head's first write of block 1, over the snapshot's
+        write(vol, 5 * MIB, pattern(5, BS)); // a block nothing held before
+        vol.flush();
+        copyAsACrashLeavesIt(crashed);
+
+        try (FileStoragePool after = FileStoragePool.open(crashed, PoolManifest.CommitHook.NONE, Duration.ZERO)) {
+            ReplicaStore again = after.open("vol").orElseThrow();
+            assertArrayEquals(pattern(3, BS), read(again, 0, BS), "rebuilt from the data: its region was marked");
+            assertArrayEquals(pattern(4, BS), read(again, BS, BS), "not the snapshot's block below");
+            assertArrayEquals(pattern(5, BS), read(again, 5 * MIB, BS), "not zeros");
+            assertArrayEquals(java.util.Arrays.copyOfRange(pattern(1, 4 * BS), 2 * BS, 4 * BS),
+                    read(again, 2 * BS, 2 * BS), "blocks the head never wrote still read from the snapshot");
+        }
+    }
+
+    @Test
+    void tablePagesWrittenBackCanBeDroppedFromMemoryAndChangedAgain() throws IOException {
+        ReplicaStore vol = reopen().create("vol", 8 * MIB);
+        Layer head = head(vol);
+        write(vol, 0, pattern(1, BS));
+        write(vol, 4 * MIB, pattern(2, BS)); // another table page
+        long e0 = head.table.get(0);
+        long e1 = head.table.get(4 * MIB / BS);
+        head.force();
+        assertEquals(2, head.table.release());
+        assertEquals(0, head.table.release(), "nothing was written back since");
+        assertEquals(e0, head.table.get(0));
+        assertEquals(e1, head.table.get(4 * MIB / BS));
+
+        write(vol, 0, pattern(3, BS));
+        assertEquals(0, head.table.release(), "a changed page stays until written back");
+        head.force();
+        assertEquals(head.table.get(0), entryInFile(head, 0));
+        assertEquals(1, head.table.release());
+        assertArrayEquals(pattern(3, BS), read(vol, 0, BS));
+        assertArrayEquals(pattern(2, BS), read(vol, 4 * MIB, BS));
     }
 
     @Test
