@@ -67,6 +67,7 @@ final class ChecksumTable implements Closeable {
      */
     private final java.util.concurrent.locks.ReentrantLock writeBackLock = new java.util.concurrent.locks.ReentrantLock();
     private volatile Chunk[] chunks = new Chunk[0];
+    private final java.util.concurrent.atomic.LongAdder changedPages = new java.util.concurrent.atomic.LongAdder();
     /**
      * A lower bound of the file's length: its length at open, raised by every mapping. A chunk
      * that starts past it was never mapped, so it holds no entry (data writes may have extended
@@ -168,7 +169,9 @@ final class ChecksumTable implements Closeable {
         // already then copies the page with this entry in it.
         VarHandle.fullFence();
         int page = at >>> PAGE_SHIFT;
-        mark(k.dirty, page);
+        if (mark(k.dirty, page)) {
+            changedPages.increment();
+        }
         if (!k.anyDirty) {
             k.anyDirty = true;
         }
@@ -180,11 +183,18 @@ final class ChecksumTable implements Closeable {
         }
     }
 
-    private static void mark(AtomicLongArray bits, int page) {
+    /** Sets {@code page}'s bit; returns whether it was clear. */
+    private static boolean mark(AtomicLongArray bits, int page) {
         long bit = 1L << page;
-        if ((bits.get(page >>> 6) & bit) == 0) {
-            bits.getAndAccumulate(page >>> 6, bit, (a, b) -> a | b);
-        }
+        return (bits.get(page >>> 6) & bit) == 0 && (bits.getAndAccumulate(page >>> 6, bit, (a, b) -> a | b) & bit) == 0;
+    }
+
+    /**
+     * Pages that started changing since the last {@link #release} (a page counts again each
+     * time it is changed after a write-back): an upper bound of the private copies it would drop.
+     */
+    long changedPages() {
+        return changedPages.sum();
     }
 
     /**
@@ -260,6 +270,7 @@ final class ChecksumTable implements Closeable {
      * platform gives no way to drop them (they then stay in memory).
      */
     int release() {
+        changedPages.reset();
         int dropped = 0;
         for (Chunk k : chunks) {
             if (k == null || !k.anyWritten) {

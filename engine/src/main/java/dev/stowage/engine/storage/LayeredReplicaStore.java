@@ -360,10 +360,19 @@ public final class LayeredReplicaStore implements ReplicaStore {
     }
 
     /**
+     * Table pages a head may change before a settle round writes them back even though no region
+     * went idle: their private copies cost memory (see {@link ChecksumTable}), 4 KiB each, and a
+     * volume written all over without pause would otherwise keep its whole table in memory.
+     */
+    static final long TABLE_PAGES_KEPT = 1024;
+
+    /**
      * One settle round (see {@link UnsettledRegions}), run by the pool every few seconds: takes the
-     * regions marked but not written since the previous round, flushes, and clears their marks if
-     * no write touched them meanwhile. Returns the number of regions settled. Rounds of one store
-     * are serialised: a second settler resetting the touched set would hide writes from the first.
+     * regions marked but not written since the previous round, flushes (the whole table included),
+     * drops the table pages written back, and clears the regions' marks if no write touched them
+     * meanwhile. Returns the number of regions settled. With no idle region, the round still writes
+     * the table back once {@link #TABLE_PAGES_KEPT} pages have changed. Rounds of one store are
+     * serialised: a second settler resetting the touched set would hide writes from the first.
      */
     synchronized int settle() throws IOException {
         Layer h;
@@ -378,7 +387,7 @@ public final class LayeredReplicaStore implements ReplicaStore {
         } finally {
             structure.unlockWrite(stamp);
         }
-        if (idle == null) {
+        if (idle == null && h.table.changedPages() < TABLE_PAGES_KEPT) {
             return 0;
         }
         h.force();
@@ -388,7 +397,7 @@ public final class LayeredReplicaStore implements ReplicaStore {
                 return 0; // the layer was frozen (and settled) or the store closed meanwhile
             }
             h.table.release(); // no writer runs: a table page can be dropped with nothing put into it
-            return h.unsettled.clearIdle(idle);
+            return idle == null ? 0 : h.unsettled.clearIdle(idle);
         } finally {
             structure.unlockWrite(stamp);
         }

@@ -98,6 +98,29 @@ class UnsettledRegionsTest extends PoolTestBase {
     }
 
     @Test
+    void aVolumeWrittenAllOverWithoutPauseStillHasItsTableWrittenBack() throws IOException {
+        long pages = LayeredReplicaStore.TABLE_PAGES_KEPT;
+        ReplicaStore vol = reopen().create("vol", pages * 2 * MIB); // a table page covers 2 MiB of data
+        Layer head = head(vol);
+        for (long p = 0; p < pages; p++) {
+            write(vol, p * 2 * MIB, pattern(p, BS));
+        }
+        vol.flush();
+        for (long p = 0; p < pages; p++) {
+            write(vol, p * 2 * MIB, pattern(p + pages, BS)); // overwrites: their entries stay in memory
+        }
+        long last = (pages - 1) * 2 * MIB / BS;
+        assertFalse(head.table.get(0) == entryInFile(head, 0), "not written back yet");
+
+        assertEquals(0, pool.settle(), "every region was written this round: none settles");
+        assertEquals(head.table.get(0), entryInFile(head, 0), "but the round wrote the table back");
+        assertEquals(head.table.get(last), entryInFile(head, last));
+        assertEquals(0, head.table.changedPages());
+        assertEquals(pages, bitsOnDisk(head.unsettled.path()).size(), "and the marks stay");
+        assertArrayEquals(pattern(pages, BS), read(vol, 0, BS));
+    }
+
+    @Test
     void flushedWritesSurviveACrashThatLosesTheTablePagesStillInMemory(@TempDir Path crashed) throws Exception {
         ReplicaStore vol = reopen().create("vol", 8 * MIB);
         write(vol, 0, pattern(1, 4 * BS));
