@@ -326,12 +326,24 @@ PY
 }
 
 # ---- 3. resync throughput of a returning replica ----
+# Milliseconds to write as many bytes as a resync copies, sequentially past the page cache.
+disk_speed_ms() {
+  log "== resync: the disk's own sequential write speed (dd ${resync_mib} MiB, bs=1M, oflag=direct, fsync) on $(df --output=target "$dir" | tail -1)"
+  local d0; d0=$(now_ms)
+  timeout 900 dd if=/dev/zero of="$dir/disk-speed.dat" bs=1M count="$resync_mib" oflag=direct conv=fsync status=none \
+    || die "measuring the disk's write speed failed"
+  echo $(( $(now_ms) - d0 ))
+  rm -f "$dir/disk-speed.dat"
+}
+
 phase_resync() {
   local id dev
   # At least 2 GiB, and large enough for what is written while n3 is away.
   id=$(VOLUME_GIB=$(( resync_mib > 2048 ? (resync_mib + 1023) / 1024 : 2 )) create_volume bench-resync 3)
   log "== resync: repl=3 block volume $id (replicas on $(replica_nodes "$id")), attached on n1; n3 away for ${resync_mib} MiB"
   dev=$(attach n1 "$id" block)
+  # The disk's speed moves by up to a third within minutes here: measure it before and after.
+  local disk_before_ms; disk_before_ms=$(disk_speed_ms)
   kill9_node n3
   # O_DIRECT writes, then an fsync of the device: a flush that every healthy replica makes durable.
   timeout 900 dd if=/dev/zero of="$dev" bs=1M count="$resync_mib" oflag=direct conv=notrunc,fsync status=none \
@@ -357,17 +369,12 @@ phase_resync() {
   done
   local healthy; healthy=$(now_ms)
   detach n1 "$id"
-  # As many bytes as the resync wrote: a 1 GiB dd measured anywhere from 1.0 to 1.8 GB/s here.
-  log "== resync: the disk's own sequential write speed (dd ${resync_mib} MiB, bs=1M, oflag=direct, fsync) on $(df --output=target "$dir" | tail -1)"
-  local d0; d0=$(now_ms)
-  timeout 900 dd if=/dev/zero of="$dir/disk-speed.dat" bs=1M count="$resync_mib" oflag=direct conv=fsync status=none \
-    || die "measuring the disk's write speed failed"
-  local disk_ms=$(( $(now_ms) - d0 ))
-  rm -f "$dir/disk-speed.dat"
-  summary+=("$(python3 - "$dir/n1.log" "$id" "$(( ready - t0 ))" "$(( healthy - ready ))" "$disk_ms" "$resync_mib" <<'PY'
+  local disk_ms; disk_ms=$(disk_speed_ms)
+  summary+=("$(python3 - "$dir/n1.log" "$id" "$(( ready - t0 ))" "$(( healthy - ready ))" "$disk_before_ms" "$disk_ms" "$resync_mib" <<'PY'
 import re, sys
 from datetime import datetime
-log, vid, start_ms, heal_ms, disk_ms, disk_mib = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+log, vid, start_ms, heal_ms, disk_before_ms, disk_after_ms, disk_mib = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+speeds = [(disk_mib << 20) / (ms / 1e3) / 1e6 for ms in (disk_before_ms, disk_after_ms)]
 started = done = copied = None
 quarters = []  # (time, bytes copied) at each 25% the resync logs
 for line in open(log, errors="replace"):
@@ -380,7 +387,7 @@ for line in open(log, errors="replace"):
     m = re.search(rf"volume {re.escape(vid)}: replica on node n3 resynced, (\d+) bytes copied", line)
     if m:
         done = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%f%z"); copied = int(m.group(1))
-disk = (disk_mib << 20) / (disk_ms / 1e3) / 1e6
+disk = sum(speeds) / 2
 if copied is None:
     print(f"resync: no 'replica on node n3 resynced' line for {vid} in {log}")
     sys.exit(0)
@@ -390,8 +397,9 @@ print(f"resync of n3: {copied / 1e6:.0f} MB copied; volume healthy {total} ms af
 if started and done and done > started:
     secs = (done - started).total_seconds()
     copy = copied / secs / 1e6
-    print(f"  copy phase in n1's log: {secs * 1e3:.0f} ms = {copy:.0f} MB/s; disk sequential write {disk:.0f} MB/s; "
-          f"ratio {copy / disk:.2f}x")
+    print(f"  copy phase in n1's log: {secs * 1e3:.0f} ms = {copy:.0f} MB/s; disk sequential write {disk:.0f} MB/s "
+          f"(mean of {speeds[0]:.0f} before and {speeds[1]:.0f} after); ratio {copy / disk:.2f}x "
+          f"({copy / max(speeds):.2f}-{copy / min(speeds):.2f}x against either)")
     if quarters and done > quarters[0][0]:
         # The first quarter includes the returning JVM's start-up (its JIT compilers took about a
         # third of this machine's CPU then); from there on the copy runs at its steady rate.
