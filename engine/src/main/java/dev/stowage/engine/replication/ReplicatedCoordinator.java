@@ -13,6 +13,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import dev.stowage.engine.replication.net.StaleEpochException;
+import dev.stowage.engine.storage.ReplicaStore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -349,8 +350,7 @@ public final class ReplicatedCoordinator implements Coordinator {
                     return t;
                 });
         // 4 KiB-aligned, so that a copy to this node's own replica goes to disk (O_DIRECT) straight from it.
-        ThreadLocal<ByteBuffer> buffers = ThreadLocal.withInitial(
-                () -> ByteBuffer.allocateDirect(REGION_SIZE + 4096).alignedSlice(4096));
+        ThreadLocal<ByteBuffer> buffers = ThreadLocal.withInitial(() -> ReplicaStore.blockAlignedBuffer(REGION_SIZE));
         try {
             // Copies stay COPY_PARALLELISM deep across batches: waiting for each batch's copies before
             // comparing the next batch left the copiers idle for two round trips every 16 regions.

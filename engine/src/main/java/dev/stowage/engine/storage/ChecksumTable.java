@@ -230,8 +230,7 @@ final class ChecksumTable implements Closeable {
                     continue;
                 }
                 if (!presenceOnly) {
-                    long all = pages;
-                    k.urgent.getAndAccumulate(w, all, (a, b) -> a & ~b);
+                    k.urgent.getAndAccumulate(w, pages, (a, b) -> a & ~b);
                 }
                 while (pages != 0) {
                     int first = Long.numberOfTrailingZeros(pages);
@@ -245,9 +244,8 @@ final class ChecksumTable implements Closeable {
                         }
                     } catch (IOException | RuntimeException e) {
                         // Marked again (urgent too, to be safe), so a later flush cannot succeed without them.
-                        long left = pages;
-                        k.dirty.getAndAccumulate(w, left, (a, b) -> a | b);
-                        k.urgent.getAndAccumulate(w, left, (a, b) -> a | b);
+                        k.dirty.getAndAccumulate(w, pages, (a, b) -> a | b);
+                        k.urgent.getAndAccumulate(w, pages, (a, b) -> a | b);
                         k.anyDirty = true;
                         k.anyUrgent = true;
                         throw e;
@@ -279,15 +277,11 @@ final class ChecksumTable implements Closeable {
             k.anyWritten = false;
             for (int w = 0; w < PAGE_WORDS; w++) {
                 long pages = k.written.get(w) & ~k.dirty.get(w);
-                if (pages == 0) {
-                    if (k.written.get(w) != 0) {
-                        k.anyWritten = true; // written back but changed again: a later round drops it
-                    }
-                    continue;
+                if (pages != 0) {
+                    k.written.getAndAccumulate(w, pages, (a, b) -> a & ~b);
                 }
-                k.written.getAndAccumulate(w, pages, (a, b) -> a & ~b);
                 if (k.written.get(w) != 0) {
-                    k.anyWritten = true;
+                    k.anyWritten = true; // written back but changed again: a later round drops it
                 }
                 while (pages != 0) {
                     int first = Long.numberOfTrailingZeros(pages);

@@ -39,6 +39,16 @@ public interface ReplicaStore extends Closeable {
         write(offset, src);
     }
 
+    /** A direct buffer of {@code capacity} bytes starting on a block boundary, as {@link #writeBulk} wants. */
+    static ByteBuffer blockAlignedBuffer(int capacity) {
+        return ByteBuffer.allocateDirect(capacity + BLOCK_SIZE).alignedSlice(BLOCK_SIZE);
+    }
+
+    /** Whether {@code b} is direct and its position lies on a block boundary. */
+    static boolean isBlockAligned(ByteBuffer b) {
+        return b.isDirect() && b.alignmentOffset(b.position(), BLOCK_SIZE) == 0;
+    }
+
     /** Makes every completed write durable (data and checksums). */
     void flush() throws IOException;
 

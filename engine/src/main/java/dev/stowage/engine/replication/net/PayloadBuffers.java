@@ -1,5 +1,6 @@
 package dev.stowage.engine.replication.net;
 
+import dev.stowage.engine.storage.ReplicaStore;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.UnpooledByteBufAllocator;
 import io.netty.buffer.UnpooledDirectByteBuf;
@@ -26,7 +27,6 @@ import java.util.concurrent.atomic.AtomicLong;
 final class PayloadBuffers {
     static final int MIN_CLASS = 64 * 1024;
     static final long KEPT_BYTES_PER_CLASS = 16L << 20;
-    private static final int ALIGNMENT = 4096;
 
     private final ConcurrentLinkedDeque<ByteBuffer>[] free;
     private final AtomicInteger[] kept;
@@ -51,7 +51,7 @@ final class PayloadBuffers {
         int c = classOf(length);
         ByteBuffer whole = free[c].pollFirst();
         if (whole == null) {
-            whole = ByteBuffer.allocateDirect(sizeOf(c) + ALIGNMENT).alignedSlice(ALIGNMENT);
+            whole = ReplicaStore.blockAlignedBuffer(sizeOf(c));
         } else {
             kept[c].decrementAndGet();
         }

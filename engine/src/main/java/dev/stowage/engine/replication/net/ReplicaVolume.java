@@ -144,7 +144,7 @@ final class ReplicaVolume {
      * otherwise gathered into one such buffer first.
      */
     void writeBulk(long offset, long generation, java.nio.ByteBuffer... parts) throws IOException {
-        java.nio.ByteBuffer src = parts.length == 1 && isBlockAligned(parts[0]) ? parts[0] : gathered(parts);
+        java.nio.ByteBuffer src = parts.length == 1 && ReplicaStore.isBlockAligned(parts[0]) ? parts[0] : gathered(parts);
         int n = src.remaining();
         store.writeBulk(offset, src);
         recordWrite(offset, n, generation);
@@ -158,7 +158,7 @@ final class ReplicaVolume {
         }
         java.nio.ByteBuffer all = BULK.get();
         if (all == null || all.capacity() < total) {
-            all = java.nio.ByteBuffer.allocateDirect(total + 4096).alignedSlice(4096);
+            all = ReplicaStore.blockAlignedBuffer(total);
             BULK.set(all);
         }
         all.clear();
@@ -166,10 +166,6 @@ final class ReplicaVolume {
             all.put(b.duplicate());
         }
         return all.flip();
-    }
-
-    private static boolean isBlockAligned(java.nio.ByteBuffer b) {
-        return b.isDirect() && b.alignmentOffset(b.position(), 4096) == 0;
     }
 
     /** Reads {@code dst.remaining()} bytes at {@code offset} and counts them: one admitted READ. */
