@@ -164,6 +164,7 @@ public final class FileStoragePool implements StoragePool {
         for (Layer l : layers.values()) {
             List<Long> regions = l.unsettled.marked();
             if (!regions.isEmpty()) {
+                l.recordRecovered(regions); // before the marks go: see RecoveredRegions
                 int rewritten = l.settleAfterCrash(regions);
                 LOG.warn("pool {}: layer {} was not settled when the pool last closed (a crash): took the data of"
                         + " {} recently written regions as written, {} checksum entries rewritten", dataDir, l.id,
@@ -195,7 +196,8 @@ public final class FileStoragePool implements StoragePool {
                 String name = f.getFileName().toString();
                 int dot = name.lastIndexOf('.');
                 String suffix = dot < 0 ? "" : name.substring(dot);
-                if (!suffix.equals(Layer.FILE_SUFFIX) && !suffix.equals(UnsettledRegions.FILE_SUFFIX)) {
+                if (!suffix.equals(Layer.FILE_SUFFIX) && !suffix.equals(UnsettledRegions.FILE_SUFFIX)
+                        && !suffix.equals(RecoveredRegions.FILE_SUFFIX)) {
                     LOG.warn("pool {}: ignoring unknown file {}", dataDir, f);
                 } else if (!m.layers.containsKey(name.substring(0, dot))) {
                     LOG.info("pool {}: removing orphan layer file {}", dataDir, name);

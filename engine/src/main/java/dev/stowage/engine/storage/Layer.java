@@ -276,6 +276,21 @@ final class Layer implements Closeable {
         close();
         Files.deleteIfExists(path);
         Files.deleteIfExists(unsettled.path());
+        Files.deleteIfExists(RecoveredRegions.path(path.getParent(), id));
+    }
+
+    /** Keeps {@code regions} as taken as written by a crash recovery, durably ({@link RecoveredRegions}). */
+    void recordRecovered(List<Long> regions) throws IOException {
+        RecoveredRegions.add(path.getParent(), id, regions);
+    }
+
+    /** The regions crash recoveries took as written since {@link #forgetRecovered}, ascending. */
+    long[] recoveredRegions() throws IOException {
+        return RecoveredRegions.read(path.getParent(), id);
+    }
+
+    void forgetRecovered() throws IOException {
+        RecoveredRegions.clear(path.getParent(), id);
     }
 
     @Override

@@ -60,6 +60,7 @@ public final class LayeredReplicaStore implements ReplicaStore {
     /** Read-locked by I/O, write-locked by the pool while it switches layers or closes. */
     private final StampedLock structure = new StampedLock();
     private volatile Layer head;
+    private volatile SettleListener settleListener;
     private volatile long sizeBytes;
     private volatile String closedReason;
 
@@ -359,6 +360,30 @@ public final class LayeredReplicaStore implements ReplicaStore {
         }
     }
 
+    @Override
+    public void settleListener(SettleListener listener) {
+        this.settleListener = listener;
+    }
+
+    @Override
+    public long[] regionsRecoveredAfterCrash() throws IOException {
+        java.util.TreeSet<Long> all = new java.util.TreeSet<>();
+        // Every layer of the chain: a layer frozen by a snapshot since the crash was this volume's head then.
+        for (Layer l = head; l != null; l = l.parent) {
+            for (long r : l.recoveredRegions()) {
+                all.add(r);
+            }
+        }
+        return all.stream().mapToLong(Long::longValue).toArray();
+    }
+
+    @Override
+    public void forgetRegionsRecoveredAfterCrash() throws IOException {
+        for (Layer l = head; l != null; l = l.parent) {
+            l.forgetRecovered();
+        }
+    }
+
     /**
      * Table pages a head may change before a settle round writes them back even though no region
      * went idle: their private copies cost memory (see {@link ChecksumTable}), 4 KiB each, and a
@@ -377,6 +402,9 @@ public final class LayeredReplicaStore implements ReplicaStore {
     synchronized int settle() throws IOException {
         Layer h;
         long[][] idle;
+        SettleListener listener = settleListener;
+        // Before the idle regions are taken: a write whose region is cleared below completed before it.
+        Object view = listener == null ? null : listener.beforeSettle();
         long stamp = structure.writeLock();
         try {
             if (isClosed()) {
@@ -391,6 +419,9 @@ public final class LayeredReplicaStore implements ReplicaStore {
             return 0;
         }
         h.force();
+        if (listener != null) {
+            listener.settled(view);
+        }
         stamp = structure.writeLock();
         try {
             if (isClosed() || head != h) {

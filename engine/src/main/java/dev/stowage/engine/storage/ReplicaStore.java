@@ -57,4 +57,35 @@ public interface ReplicaStore extends Closeable {
 
     /** Bytes this replica occupies on disk in its own (writable) layer. */
     long allocatedBytes() throws IOException;
+
+    /**
+     * The 1 MiB regions (offset {@code >> 20}) that crash recoveries took as written since
+     * {@link #forgetRegionsRecoveredAfterCrash} was last called, ascending: writes in flight at a
+     * crash may have landed in them, so they may hold data that other replicas of the volume lack.
+     * Empty for a store that never crashed.
+     */
+    default long[] regionsRecoveredAfterCrash() throws IOException {
+        return new long[0];
+    }
+
+    /** Forgets the regions {@link #regionsRecoveredAfterCrash} returned, once the caller recorded them durably. */
+    default void forgetRegionsRecoveredAfterCrash() throws IOException {
+    }
+
+    /**
+     * What a layer above the store keeps about recent writes and must make durable before the
+     * store stops counting their regions as recently written (a settle round clears their
+     * unsettled marks, after which a crash recovery would no longer name them).
+     */
+    interface SettleListener {
+        /** At the start of a settle round: a view of what is to be made durable (writes completed so far). */
+        Object beforeSettle();
+
+        /** After the round made the data durable, before it clears any mark: makes {@code view} durable. */
+        void settled(Object view) throws IOException;
+    }
+
+    /** Installs {@code listener} (one at a time; {@code null} removes it). A store without settle rounds ignores it. */
+    default void settleListener(SettleListener listener) {
+    }
 }

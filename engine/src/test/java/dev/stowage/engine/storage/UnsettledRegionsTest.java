@@ -169,6 +169,33 @@ class UnsettledRegionsTest extends PoolTestBase {
     }
 
     @Test
+    void theRegionsARecoveryTookAsWrittenAreKeptUntilTheirUserForgetsThem() throws IOException {
+        ReplicaStore vol = reopen().create("vol", 8 * MIB);
+        write(vol, 3 * MIB + BS, pattern(1, BS));
+        write(vol, 6 * MIB, pattern(2, BS));
+        vol.flush();
+        Path unsettledFile = head(vol).unsettled.path();
+        byte[] marksAtTheCrash = Files.readAllBytes(unsettledFile);
+        assertArrayEquals(new long[0], vol.regionsRecoveredAfterCrash(), "no crash yet");
+        pool.close();
+        pool = null;
+        Files.write(unsettledFile, marksAtTheCrash); // a clean close cleared them; a crash would not have
+
+        ReplicaStore again = reopen().open("vol").orElseThrow();
+        assertArrayEquals(new long[] {3, 6}, again.regionsRecoveredAfterCrash());
+        assertEquals(List.of(), bitsOnDisk(unsettledFile), "recovery settled the regions");
+        pool.close();
+        pool = null;
+        ReplicaStore third = reopen().open("vol").orElseThrow();
+        assertArrayEquals(new long[] {3, 6}, third.regionsRecoveredAfterCrash(), "kept across a restart");
+        third.forgetRegionsRecoveredAfterCrash();
+        assertArrayEquals(new long[0], third.regionsRecoveredAfterCrash());
+        pool.close();
+        pool = null;
+        assertArrayEquals(new long[0], reopen().open("vol").orElseThrow().regionsRecoveredAfterCrash());
+    }
+
+    @Test
     void dataThatReachedTheDiskBeforeItsChecksumReadsBackAfterACrash() throws IOException {
         ReplicaStore vol = reopen().create("vol", 8 * MIB);
         byte[] old = pattern(1, BS);
