@@ -15,16 +15,30 @@ final class NetworkCut implements AutoCloseable {
     private final List<String> rule;
     private boolean healed;
 
-    private NetworkCut(String sourceIp) {
-        this.rule = List.of("INPUT", "-i", "lo", "-s", sourceIp + "/32", "-j", "DROP");
+    private NetworkCut(List<String> rule) {
+        this.rule = rule;
     }
 
     /** Cuts everything sent from {@code sourceIp} (a 127.0.0.0/8 address of a test node). */
     static NetworkCut from(String sourceIp) throws IOException, InterruptedException {
-        if (!sourceIp.startsWith("127.")) {
-            throw new IllegalArgumentException("sourceIp: only loopback addresses are cut in tests: " + sourceIp);
+        return open(List.of("INPUT", "-i", "lo", "-s", loopback("sourceIp", sourceIp) + "/32", "-j", "DROP"));
+    }
+
+    /** Cuts what {@code sourceIp} sends to {@code destinationIp} only; the other direction still flows. */
+    static NetworkCut between(String sourceIp, String destinationIp) throws IOException, InterruptedException {
+        return open(List.of("INPUT", "-i", "lo", "-s", loopback("sourceIp", sourceIp) + "/32",
+                "-d", loopback("destinationIp", destinationIp) + "/32", "-j", "DROP"));
+    }
+
+    private static String loopback(String field, String ip) {
+        if (!ip.startsWith("127.")) {
+            throw new IllegalArgumentException(field + ": only loopback addresses are cut in tests: " + ip);
         }
-        NetworkCut cut = new NetworkCut(sourceIp);
+        return ip;
+    }
+
+    private static NetworkCut open(List<String> rule) throws IOException, InterruptedException {
+        NetworkCut cut = new NetworkCut(rule);
         cut.iptables("-I");
         return cut;
     }

@@ -18,20 +18,39 @@ public interface ReplicaEndpoint extends AutoCloseable {
     String nodeId();
 
     /** Writes {@code src} at {@code offset}, recording {@code generation} for its regions. */
-    CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation);
+    default CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation) {
+        return writeAsync(offset, src, generation, 0, false);
+    }
 
     /**
-     * As {@link #writeAsync}, for a resync or rebuild copying whole regions: the replica may write it
-     * past its page cache.
+     * Writes {@code src} at {@code offset} as the coordinator's write {@code generation}.
+     * {@code watermark}: every write of the coordinator up to that generation has completed on
+     * every healthy replica (0: nothing said). {@code inDoubt}: record the regions as
+     * {@link dev.stowage.engine.replication.net.RegionGenerations#IN_DOUBT} rather than at {@code generation}.
      */
-    default CompletableFuture<Void> copyAsync(long offset, ByteBuffer src, long generation) {
-        return writeAsync(offset, src, generation);
-    }
+    CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation, long watermark, boolean inDoubt);
+
+    /**
+     * A resync or rebuild copying whole regions that held {@code generation} on the source: the
+     * replica may write it past its page cache, and the regions take exactly that generation.
+     */
+    CompletableFuture<Void> copyAsync(long offset, ByteBuffer src, long generation);
 
     CompletableFuture<Void> readAsync(long offset, ByteBuffer dst);
 
     /** Makes every write this endpoint acknowledged before the call durable. */
-    CompletableFuture<Void> flushAsync();
+    default CompletableFuture<Void> flushAsync() {
+        return flushAsync(0);
+    }
+
+    /** As {@link #flushAsync()}, telling the replica the coordinator's completion watermark (0: none). */
+    CompletableFuture<Void> flushAsync(long watermark);
+
+    /**
+     * The replica's regions in doubt, ascending: those a coordinator taking the volume over must
+     * make agree on every replica before it serves (see {@link ReplicatedCoordinator#reconcileInDoubt}).
+     */
+    CompletableFuture<long[]> inDoubtAsync();
 
     /** The highest write generation of each region in [firstRegion, firstRegion + count). */
     CompletableFuture<long[]> generationsAsync(long firstRegion, int count);

@@ -9,7 +9,6 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import dev.stowage.engine.replication.net.StaleEpochException;
@@ -32,6 +31,12 @@ import org.slf4j.LoggerFactory;
  * <p>Resync and rebuild ({@link #resync}) copy, region by region, exactly the regions whose
  * generation on a healthy replica is higher than on the target; a region being copied is locked
  * against writes so that a copy never overwrites newer data.
+ *
+ * <p>Takeover ({@link #reconcileInDoubt}, docs/replication.md): a write goes to every replica at
+ * once, so when a coordinator dies its writes in flight may have reached some replicas and not
+ * others. Writes and flushes tell the replicas the completion watermark ({@link #watermark}); a new
+ * coordinator asks each healthy replica for its regions in doubt (above the watermark it heard, or
+ * marked in doubt) and rewrites them on every replica from one of them before it serves.
  *
  * <p>Fencing: a replica that has seen a newer epoch refuses requests with
  * {@link StaleEpochException}; the coordinator then stops serving for good.
@@ -82,25 +87,26 @@ public final class ReplicatedCoordinator implements Coordinator {
         }
 
         /**
-         * The generation a write of regions {@code [first, last]} carries to this replica:
-         * {@code generation}, except to a replica being resynced, for a region the resync has not
-         * finished yet, which gets the data but {@link #NO_GENERATION}. Recording it would let the
-         * region claim a generation while it still lacks the writes it missed while away; the
-         * resync would then find the region current and never copy it (a partial write during
-         * the resync was enough to lose the missed data).
+         * Whether a write of regions {@code [first, last]} must reach this replica as in doubt
+         * rather than at its generation: true for a replica being resynced, for a region the
+         * resync has not finished yet. Recording the generation would let the region claim it
+         * while it still lacks the writes it missed while away; the resync would then find the
+         * region current and never copy it (a partial write during the resync was enough to lose
+         * the missed data). In doubt, the resync copies it whatever the source's generation, and
+         * so does a later resync if a dead coordinator left the write on this replica alone.
          */
-        long generationFor(long first, long last, long generation) {
+        boolean inDoubtFor(long first, long last) {
             java.util.concurrent.atomic.AtomicLongArray done = upToDate;
             if (done == null) {
-                return generation;
+                return false;
             }
             for (long r = first; r <= last; r++) {
                 int word = (int) (r >>> 6);
                 if (word >= done.length() || (done.get(word) & (1L << r)) == 0) {
-                    return NO_GENERATION;
+                    return true;
                 }
             }
-            return generation;
+            return false;
         }
 
         void finished(long region) {
@@ -112,15 +118,21 @@ public final class ReplicatedCoordinator implements Coordinator {
         }
     }
 
-    /** The generation of a write that must not raise any region's recorded generation (see {@link Member#generationFor}). */
-    private static final long NO_GENERATION = 0;
-
     private final String volumeId;
     private final long epoch;
     private final String localNodeId;
     private final ReplicaHealth health;
     private final IoThrottle throttle;
-    private final AtomicLong sequence = new AtomicLong();
+    /** Guarded by {@code inFlight}: the last sequence number given to a write. */
+    private long sequence;
+    /**
+     * Generations of the writes not yet completed, and of writes that failed on every healthy
+     * replica until {@link #repairFailedWrites} made their regions agree; guarded by itself.
+     * The lowest one bounds the {@link #watermark}.
+     */
+    private final java.util.TreeSet<Long> inFlight = new java.util.TreeSet<>();
+    /** Writes that failed on every healthy replica, by generation: their first and last region. */
+    private final Map<Long, long[]> failedWrites = new ConcurrentHashMap<>();
     private final Map<String, Member> members = new ConcurrentHashMap<>();
     private final ReentrantReadWriteLock[] regionLocks = new ReentrantReadWriteLock[LOCK_STRIPES];
     private final Object stateLock = new Object();
@@ -202,33 +214,161 @@ public final class ReplicatedCoordinator implements Coordinator {
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
         checkUsable();
+        repairFailedWrites();
         int length = src.remaining();
         throttle(length);
-        long generation = (epoch << 40) | sequence.incrementAndGet();
         List<ReentrantReadWriteLock.ReadLock> held = lockRegions(offset, length);
         try {
-            List<Member> targets = writable();
-            List<CompletableFuture<Void>> futures = new ArrayList<>(targets.size());
-            long firstRegion = offset / REGION_SIZE;
-            long lastRegion = (offset + Math.max(length, 1) - 1) / REGION_SIZE;
-            for (Member m : targets) {
-                futures.add(m.endpoint.writeAsync(offset, src.duplicate(),
-                        m.generationFor(firstRegion, lastRegion, generation)));
-            }
-            settle(targets, futures, "write");
+            replicate(offset, src);
         } finally {
             held.forEach(ReentrantReadWriteLock.ReadLock::unlock);
         }
         src.position(src.limit());
     }
 
+    /**
+     * Sends one write to every writable replica and waits for them, the regions' locks held. A
+     * write that fails on every healthy replica may still have landed on some: it stays below the
+     * watermark, and its regions are rewritten ({@link #repairFailedWrites}) before the next write.
+     */
+    private void replicate(long offset, ByteBuffer src) throws IOException {
+        int length = src.remaining();
+        long firstRegion = offset / REGION_SIZE;
+        long lastRegion = (offset + Math.max(length, 1) - 1) / REGION_SIZE;
+        long generation = begin();
+        boolean sent = false;
+        boolean completed = false;
+        try {
+            List<Member> targets = writable();
+            List<CompletableFuture<Void>> futures = new ArrayList<>(targets.size());
+            long watermark = watermark();
+            sent = true;
+            for (Member m : targets) {
+                futures.add(m.endpoint.writeAsync(offset, src.duplicate(), generation, watermark,
+                        m.inDoubtFor(firstRegion, lastRegion)));
+            }
+            settle(targets, futures, "write");
+            completed = true;
+        } finally {
+            if (completed || !sent || fenced) {
+                end(generation);
+            } else {
+                failedWrites.put(generation, new long[] {firstRegion, lastRegion});
+            }
+        }
+    }
+
+    /** A new write generation, counted in flight until {@link #end}. */
+    private long begin() {
+        synchronized (inFlight) {
+            long g = (epoch << 40) | ++sequence;
+            inFlight.add(g);
+            return g;
+        }
+    }
+
+    private void end(long generation) {
+        synchronized (inFlight) {
+            inFlight.remove(generation);
+        }
+    }
+
+    /**
+     * The completion watermark: every write of this coordinator up to this generation completed on
+     * every healthy replica (the replicas that failed it are STALE), or is the volume's first.
+     */
+    long watermark() {
+        synchronized (inFlight) {
+            return inFlight.isEmpty() ? (epoch << 40) | sequence : inFlight.first() - 1;
+        }
+    }
+
+    /**
+     * Rewrites the regions of writes that failed on every healthy replica (so that they may have
+     * landed on some and not others) from the replica reads go to; a write that cannot be repaired
+     * yet stays below the watermark and is tried again before the next write.
+     */
+    private void repairFailedWrites() throws IOException {
+        if (failedWrites.isEmpty()) {
+            return;
+        }
+        for (Map.Entry<Long, long[]> e : failedWrites.entrySet()) {
+            for (long r = e.getValue()[0]; r <= e.getValue()[1]; r++) {
+                rewriteRegion(r);
+            }
+            if (failedWrites.remove(e.getKey()) != null) {
+                end(e.getKey());
+                LOG.info("volume {}: regions {}-{} of a write that failed on every replica rewritten alike",
+                        volumeId, e.getValue()[0], e.getValue()[1]);
+            }
+        }
+    }
+
+    /**
+     * Takeover: before this coordinator serves any I/O, makes its healthy replicas agree on every
+     * region that a previous coordinator may have left written on some of them and not on others
+     * (the union of what each reports in doubt): each such region is read from the replica reads
+     * go to and written to every replica as a write of this coordinator. A replica that fails the
+     * query or the writes is marked STALE as for any write. Returns the regions rewritten.
+     */
+    public int reconcileInDoubt() throws IOException {
+        checkUsable();
+        List<Member> targets = readOrder();
+        List<CompletableFuture<long[]>> asks = new ArrayList<>(targets.size());
+        for (Member m : targets) {
+            asks.add(m.endpoint.inDoubtAsync());
+        }
+        java.util.TreeSet<Long> regions = new java.util.TreeSet<>();
+        List<CompletableFuture<Void>> answered = new ArrayList<>(targets.size());
+        for (CompletableFuture<long[]> ask : asks) {
+            answered.add(ask.thenAccept(found -> {
+                synchronized (regions) {
+                    for (long r : found) {
+                        regions.add(r);
+                    }
+                }
+            }));
+        }
+        settle(targets, answered, "in-doubt query");
+        long count = (sizeBytes + REGION_SIZE - 1) / REGION_SIZE;
+        int rewritten = 0;
+        for (long r : regions) {
+            if (r < count) {
+                rewriteRegion(r);
+                rewritten++;
+            }
+        }
+        flush();
+        return rewritten;
+    }
+
+    /**
+     * Rewrites {@code region} on every writable replica with what the replica reads go to holds,
+     * as a write of this coordinator, its lock held against writes meanwhile.
+     */
+    private void rewriteRegion(long region) throws IOException {
+        long offset = region * REGION_SIZE;
+        int length = (int) Math.min(REGION_SIZE, sizeBytes - offset);
+        ByteBuffer buffer = ReplicaStore.blockAlignedBuffer(length);
+        ReentrantReadWriteLock lock = regionLocks[(int) (region % LOCK_STRIPES)];
+        lock.writeLock().lock();
+        try {
+            read(offset, buffer.duplicate());
+            replicate(offset, buffer);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
     @Override
     public void flush() throws IOException {
         checkUsable();
+        repairFailedWrites();
         List<Member> targets = writable();
         List<CompletableFuture<Void>> futures = new ArrayList<>(targets.size());
+        long watermark = watermark();
         for (Member m : targets) {
-            futures.add(m.endpoint.flushAsync());
+            futures.add(m.endpoint.flushAsync(watermark));
         }
         settle(targets, futures, "flush");
     }
@@ -285,12 +425,12 @@ public final class ReplicatedCoordinator implements Coordinator {
 
     /** Rewrites a range that failed to read on {@code failed} replicas with the data another one returned. */
     private void repair(List<Member> failed, long offset, ByteBuffer good) {
-        long generation = (epoch << 40) | sequence.incrementAndGet();
+        long generation = begin();
         List<ReentrantReadWriteLock.ReadLock> held = lockRegions(offset, good.remaining());
         try {
             for (Member m : failed) {
                 try {
-                    await(m.endpoint.writeAsync(offset, good.duplicate(), generation));
+                    await(m.endpoint.writeAsync(offset, good.duplicate(), generation, watermark(), false));
                     LOG.info("volume {}: repaired {} bytes at {} on node {} from another replica", volumeId,
                             good.remaining(), offset, m.endpoint.nodeId());
                 } catch (IOException e) {
@@ -299,6 +439,7 @@ public final class ReplicatedCoordinator implements Coordinator {
             }
         } finally {
             held.forEach(ReentrantReadWriteLock.ReadLock::unlock);
+            end(generation);
         }
     }
 
@@ -361,7 +502,9 @@ public final class ReplicatedCoordinator implements Coordinator {
                 long[] have = await(member.endpoint.generationsAsync(first, count));
                 long[] want = await(source.endpoint.generationsAsync(first, count));
                 for (int i = 0; i < count; i++) {
-                    if (!(want[i] > have[i] || (fullCopy && want[i] >= have[i]))) {
+                    // Any difference is copied, also a target ahead of the source or in doubt: its
+                    // region may hold a write that a dead coordinator left on it alone.
+                    if (!fullCopy && want[i] == have[i]) {
                         member.finished(first + i); // current: later writes may record their generation
                     } else {
                         long region = first + i;

@@ -229,8 +229,21 @@ final class ClusterFleet implements ReplicaFleet {
             endpoints.keySet().forEach(ReplicaEndpoint::close);
             throw e;
         }
-        return new ReplicatedCoordinator(volumeId, epoch, sizeBytes, localNodeId, endpoints, health,
-                IoThrottle.system(limits));
+        ReplicatedCoordinator coordinator = new ReplicatedCoordinator(volumeId, epoch, sizeBytes, localNodeId,
+                endpoints, health, IoThrottle.system(limits));
+        try {
+            // Before any I/O: writes a previous coordinator left on some replicas only are made alike.
+            long start = System.nanoTime();
+            int rewritten = coordinator.reconcileInDoubt();
+            if (rewritten > 0) {
+                LOG.info("volume {}: {} regions in doubt after the previous coordinator made alike on every"
+                        + " replica in {} ms", volumeId, rewritten, (System.nanoTime() - start) / 1_000_000);
+            }
+        } catch (IOException | RuntimeException e) {
+            coordinator.close();
+            throw e;
+        }
+        return coordinator;
     }
 
     /**

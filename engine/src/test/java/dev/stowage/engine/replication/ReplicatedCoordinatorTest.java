@@ -75,6 +75,24 @@ class ReplicatedCoordinatorTest {
             server.close();
         }
 
+        /**
+         * Stops the node as kill -9 would leave it: what it wrote is in the page cache, the
+         * unsettled marks of its pool stay set, and its unflushed region generations are lost.
+         * Then starts it again, which runs the pool's crash recovery.
+         */
+        void crashAndRestart() throws IOException {
+            Path unsettled;
+            try (Stream<Path> files = Files.list(home.resolve("pool").resolve("layers"))) {
+                unsettled = files.filter(p -> p.toString().endsWith(".unsettled")).findFirst().orElseThrow();
+            }
+            byte[] marksAtTheCrash = Files.readAllBytes(unsettled);
+            server.close();
+            pool.close();
+            Files.write(unsettled, marksAtTheCrash); // a clean close cleared them; a crash would not have
+            pool = FileStoragePool.open(home.resolve("pool"));
+            start();
+        }
+
         RemoteReplicaEndpoint endpoint(long epoch) throws Exception {
             ReplicaClient client = ReplicaClient.connect(server.localAddress(), group).get(10, TimeUnit.SECONDS);
             clients.add(client);
@@ -140,10 +158,132 @@ class ReplicatedCoordinatorTest {
         for (Node n : nodes) {
             replicas.put(n.endpoint(epoch), State.HEALTHY);
         }
+        return coordinator(epoch, replicas);
+    }
+
+    private ReplicatedCoordinator coordinator(long epoch, Map<ReplicaEndpoint, State> replicas) {
         ReplicatedCoordinator c = new ReplicatedCoordinator(VOLUME, epoch, SIZE, "n1", replicas, health,
                 IoThrottle.system(IoLimits.UNLIMITED));
         coordinators.add(c);
         return c;
+    }
+
+    /** A coordinator at {@code epoch} whose every replica endpoint passes through a {@link Gate}. */
+    private ReplicatedCoordinator gatedCoordinator(long epoch, Map<String, Gate> gates) throws Exception {
+        Map<ReplicaEndpoint, State> replicas = new LinkedHashMap<>();
+        for (Node n : nodes) {
+            Gate g = new Gate(n.endpoint(epoch));
+            gates.put(n.id, g);
+            replicas.put(g, State.HEALTHY);
+        }
+        return coordinator(epoch, replicas);
+    }
+
+    /**
+     * A replica endpoint whose writes can be held back (never sent: the coordinator's node died
+     * before the request left it), sent and then failed (the answer was lost), or failed unsent.
+     */
+    static final class Gate implements ReplicaEndpoint {
+        enum Mode { PASS, HOLD, LOSE_ANSWER, REFUSE }
+
+        final ReplicaEndpoint inner;
+        volatile Mode mode = Mode.PASS;
+        final List<java.util.concurrent.CompletableFuture<Void>> held = new CopyOnWriteArrayList<>();
+
+        Gate(ReplicaEndpoint inner) {
+            this.inner = inner;
+        }
+
+        /** Fails what was held back, so that the abandoned coordinator's thread ends. */
+        void release() {
+            held.forEach(f -> f.completeExceptionally(new IOException("the coordinator's node died")));
+        }
+
+        @Override
+        public String nodeId() {
+            return inner.nodeId();
+        }
+
+        @Override
+        public java.util.concurrent.CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation,
+                                                                       long watermark, boolean inDoubt) {
+            switch (mode) {
+                case HOLD -> {
+                    java.util.concurrent.CompletableFuture<Void> f = new java.util.concurrent.CompletableFuture<>();
+                    held.add(f);
+                    return f;
+                }
+                case REFUSE -> {
+                    return java.util.concurrent.CompletableFuture.failedFuture(new IOException("refused"));
+                }
+                case LOSE_ANSWER -> {
+                    return inner.writeAsync(offset, src, generation, watermark, inDoubt).thenCompose(
+                            v -> java.util.concurrent.CompletableFuture.failedFuture(new IOException("answer lost")));
+                }
+                default -> {
+                    return inner.writeAsync(offset, src, generation, watermark, inDoubt);
+                }
+            }
+        }
+
+        @Override
+        public java.util.concurrent.CompletableFuture<Void> copyAsync(long offset, ByteBuffer src, long generation) {
+            return inner.copyAsync(offset, src, generation);
+        }
+
+        @Override
+        public java.util.concurrent.CompletableFuture<Void> readAsync(long offset, ByteBuffer dst) {
+            return inner.readAsync(offset, dst);
+        }
+
+        @Override
+        public java.util.concurrent.CompletableFuture<Void> flushAsync(long watermark) {
+            return inner.flushAsync(watermark);
+        }
+
+        @Override
+        public java.util.concurrent.CompletableFuture<long[]> generationsAsync(long firstRegion, int count) {
+            return inner.generationsAsync(firstRegion, count);
+        }
+
+        @Override
+        public java.util.concurrent.CompletableFuture<long[]> inDoubtAsync() {
+            return inner.inDoubtAsync();
+        }
+
+        @Override
+        public void close() {
+            release();
+            inner.close();
+        }
+    }
+
+    /** Starts {@code c}'s write of {@code data} at {@code offset} on a thread of its own, which the test may abandon. */
+    private static java.util.concurrent.CompletableFuture<Void> writeInFlight(ReplicatedCoordinator c, long offset,
+                                                                            byte[] data) {
+        return java.util.concurrent.CompletableFuture.runAsync(() -> {
+            try {
+                write(c, offset, data);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        });
+    }
+
+    /** Waits until {@code n}'s replica holds {@code data} at {@code offset}. */
+    private static void awaitLanded(Node n, long offset, byte[] data) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!java.util.Arrays.equals(data, n.read(offset, data.length))) {
+            assertTrue(System.nanoTime() < deadline, "the write never reached " + n.id);
+            Thread.sleep(2);
+        }
+    }
+
+    private void assertReplicasAgree(long offset, int length) throws IOException {
+        byte[] first = nodes.get(0).read(offset, length);
+        for (Node n : nodes.subList(1, nodes.size())) {
+            assertArrayEquals(first, n.read(offset, length), "replicas n1 and " + n.id + " differ at " + offset);
+        }
     }
 
     private static byte[] pattern(int length, long seed) {
@@ -352,6 +492,155 @@ class ReplicatedCoordinatorTest {
             assertArrayEquals(fresh, n.read(0, 4096), "the old coordinator's write landed on " + n.id);
         }
         assertEquals(List.of(), health.events, "fencing is not a replica failure");
+    }
+
+    @Test
+    void aWriteThatReachedSomeReplicasWhenItsCoordinatorDiedIsMadeAlikeAtTakeover() throws Exception {
+        Map<String, Gate> gates = new LinkedHashMap<>();
+        ReplicatedCoordinator old = gatedCoordinator(1, gates);
+        write(old, 0, pattern(8192, 30));
+        write(old, 3L * REGION, pattern(REGION, 31));
+        old.flush();
+        write(old, 5L * REGION, pattern(4096, 32)); // completed everywhere, after the last flush
+
+        gates.get("n1").mode = Gate.Mode.HOLD; // the write leaves for n2 and n3; then the node dies
+        byte[] torn = pattern(4096, 33);
+        java.util.concurrent.CompletableFuture<Void> abandoned = writeInFlight(old, 3L * REGION + 8192, torn);
+        awaitLanded(nodes.get(1), 3L * REGION + 8192, torn);
+        awaitLanded(nodes.get(2), 3L * REGION + 8192, torn);
+        assertTrue(!abandoned.isDone(), "nothing acknowledged the write");
+        assertTrue(!java.util.Arrays.equals(torn, nodes.get(0).read(3L * REGION + 8192, 4096)),
+                "the replicas disagree before the takeover");
+
+        ReplicatedCoordinator taker = coordinator(2);
+        // Region 3, and region 5: n1 never heard that the write there completed (the next write,
+        // held back, would have said so). Region 0 and 3's first write were below the watermark.
+        assertEquals(2, taker.reconcileInDoubt());
+        assertReplicasAgree(0, 8 * REGION);
+        byte[] seen = read(taker, 3L * REGION + 8192, 4096);
+        assertArrayEquals(seen, nodes.get(1).read(3L * REGION + 8192, 4096), "reads agree with every replica");
+        assertEquals(0, taker.reconcileInDoubt(), "the rewrite and its flush left nothing in doubt");
+        assertEquals(List.of(), health.events, "no replica failed");
+    }
+
+    @Test
+    void aResyncCopiesARegionWhereTheReturningReplicaIsAheadOfItsSource() throws Exception {
+        Map<String, Gate> gates = new LinkedHashMap<>();
+        ReplicatedCoordinator old = gatedCoordinator(1, gates);
+        write(old, 4L * REGION, pattern(4096, 40));
+        old.flush();
+        gates.get("n1").mode = Gate.Mode.HOLD;
+        gates.get("n2").mode = Gate.Mode.HOLD;
+        byte[] torn = pattern(4096, 41);
+        writeInFlight(old, 4L * REGION + 4096, torn); // reaches n3 alone, which then goes away with the node
+        awaitLanded(nodes.get(2), 4L * REGION + 4096, torn);
+
+        Map<ReplicaEndpoint, State> replicas = new LinkedHashMap<>();
+        replicas.put(nodes.get(0).endpoint(2), State.HEALTHY);
+        replicas.put(nodes.get(1).endpoint(2), State.HEALTHY);
+        ReplicatedCoordinator taker = coordinator(2, replicas);
+        assertEquals(0, taker.reconcileInDoubt(), "the write never reached n1 or n2");
+        // n3 returns. Its region 4 carries the torn write's generation, above n1's: "older on the
+        // source" must not read as "nothing to copy".
+        taker.resync(nodes.get(2).endpoint(2), 0);
+        assertReplicasAgree(0, 8 * REGION);
+        gates.values().forEach(Gate::release);
+    }
+
+    @Test
+    void aWriteLeftOnACrashedReplicaAloneIsCopiedOverByItsResync() throws Exception {
+        Map<String, Gate> gates = new LinkedHashMap<>();
+        ReplicatedCoordinator old = gatedCoordinator(1, gates);
+        write(old, 2L * REGION, pattern(4096, 50));
+        old.flush(); // region 2's generation is durable on every replica
+        gates.get("n2").mode = Gate.Mode.HOLD;
+        gates.get("n3").mode = Gate.Mode.HOLD;
+        byte[] torn = pattern(4096, 51);
+        writeInFlight(old, 2L * REGION + 8192, torn); // n1's own replica takes it; then n1 crashes
+        Node n1 = nodes.get(0);
+        awaitLanded(n1, 2L * REGION + 8192, torn);
+
+        n1.crashAndRestart(); // the data is in the page cache, the write's region generation only in memory
+
+        Map<ReplicaEndpoint, State> replicas = new LinkedHashMap<>();
+        replicas.put(nodes.get(1).endpoint(2), State.HEALTHY);
+        replicas.put(nodes.get(2).endpoint(2), State.HEALTHY);
+        ReplicatedCoordinator taker = coordinator(2, replicas);
+        assertEquals(0, taker.reconcileInDoubt());
+        // n1's generation for region 2 equals n2's, yet n1 holds the torn write: the crash left the
+        // region in doubt, and the resync copies it.
+        assertEquals(REGION, taker.resync(n1.endpoint(2), 0));
+        assertReplicasAgree(0, 8 * REGION);
+        gates.values().forEach(Gate::release);
+    }
+
+    @Test
+    void aSettledRegionKeepsTheGenerationOfAWriteLeftOnItAloneThroughACrash() throws Exception {
+        Map<String, Gate> gates = new LinkedHashMap<>();
+        ReplicatedCoordinator old = gatedCoordinator(1, gates);
+        write(old, 2L * REGION, pattern(4096, 55));
+        old.flush();
+        gates.get("n2").mode = Gate.Mode.HOLD;
+        gates.get("n3").mode = Gate.Mode.HOLD;
+        byte[] torn = pattern(4096, 56);
+        writeInFlight(old, 2L * REGION + 8192, torn); // n1 alone takes it; its coordinator dies
+        Node n1 = nodes.get(0);
+        awaitLanded(n1, 2L * REGION + 8192, torn);
+        for (int i = 0; i < 3; i++) {
+            n1.pool.settle(); // with nobody flushing, the settler clears the region's unsettled mark
+        }
+        n1.crashAndRestart();
+        assertArrayEquals(new long[0], n1.pool.open(VOLUME).orElseThrow().regionsRecoveredAfterCrash(),
+                "the region was settled before the crash: recovery does not name it");
+
+        Map<ReplicaEndpoint, State> replicas = new LinkedHashMap<>();
+        replicas.put(nodes.get(1).endpoint(2), State.HEALTHY);
+        replicas.put(nodes.get(2).endpoint(2), State.HEALTHY);
+        ReplicatedCoordinator taker = coordinator(2, replicas);
+        taker.reconcileInDoubt();
+        // The settle round persisted the torn write's generation before it cleared the mark: n1's
+        // region 2 is ahead of the others, and the resync copies it.
+        assertEquals(REGION, taker.resync(n1.endpoint(2), 0));
+        assertReplicasAgree(0, 8 * REGION);
+    }
+
+    @Test
+    void aReplicaThatCrashedUnderALiveCoordinatorStillCopiesOnlyWhatItMissed() throws Exception {
+        ReplicatedCoordinator c = coordinator(1);
+        for (int r = 0; r < 6; r++) {
+            write(c, (long) r * REGION, pattern(REGION, 70 + r));
+        }
+        c.flush();
+        Node n3 = nodes.get(2);
+        n3.crashAndRestart(); // six regions recently written: all taken as written by the recovery
+        write(c, 9L * REGION, pattern(4096, 80)); // fails on n3, which is marked STALE
+        c.flush();
+        assertEquals(State.STALE, c.states().get("n3"));
+        // The coordinator of the crash's epoch saw every write in flight fail on n3: the six
+        // recovered regions are no doubt to it, only region 9 is missing.
+        assertEquals(REGION, c.resync(n3.endpoint(1), 0));
+        assertReplicasAgree(0, 10 * REGION);
+    }
+
+    @Test
+    void aWriteThatFailedOnEveryReplicaIsMadeAlikeBeforeTheNextWrite() throws Exception {
+        Map<String, Gate> gates = new LinkedHashMap<>();
+        ReplicatedCoordinator c = gatedCoordinator(1, gates);
+        write(c, 6L * REGION, pattern(4096, 60));
+        c.flush();
+        gates.get("n1").mode = Gate.Mode.LOSE_ANSWER; // lands on n1, but its answer is lost
+        gates.get("n2").mode = Gate.Mode.REFUSE;
+        gates.get("n3").mode = Gate.Mode.REFUSE;
+        byte[] failed = pattern(4096, 61);
+        assertThrows(IOException.class, () -> write(c, 6L * REGION + 4096, failed));
+        assertEquals(List.of(), health.events, "a write that failed everywhere marks nobody stale");
+        assertArrayEquals(failed, nodes.get(0).read(6L * REGION + 4096, 4096), "it landed on n1 all the same");
+
+        gates.values().forEach(g -> g.mode = Gate.Mode.PASS);
+        write(c, 0, pattern(4096, 62)); // any write: the failed one's region is made alike first
+        assertReplicasAgree(0, 8 * REGION);
+        c.flush();
+        assertEquals(0, coordinator(2).reconcileInDoubt(), "nothing is left in doubt for a later coordinator");
     }
 
     @Test

@@ -24,8 +24,34 @@ public final class Frame implements ReferenceCounted {
     public static final int HEADER_BYTES = 56;
     /** Largest payload: 4 MiB of data plus 4 KiB. */
     public static final int MAX_PAYLOAD = 4 * 1024 * 1024 + 4096;
-    /** WRITE request flag (aux bit 0): a resync or rebuild copy, which the replica may write past its page cache. */
+    /**
+     * WRITE request flag (aux bit 0): a resync or rebuild copy of whole regions, which the replica
+     * may write past its page cache and whose generation it takes as the regions' exact one.
+     */
     public static final int WRITE_BULK = 1;
+    /** WRITE request flag (aux bit 1): record the regions as in doubt ({@link RegionGenerations#IN_DOUBT}). */
+    public static final int WRITE_IN_DOUBT = 2;
+    /** Largest watermark lag a WRITE's aux carries (bits 2 to 31). */
+    static final long MAX_WATERMARK_LAG = (1L << 30) - 1;
+
+    /**
+     * The aux of a WRITE: {@code flags}, and in bits 2 to 31 how far {@code watermark} (every write
+     * up to it completed on every healthy replica) lies below {@code generation}; 0 there says
+     * nothing (no watermark, or one too far behind to carry).
+     */
+    public static int writeAux(int flags, long generation, long watermark) {
+        long lag = generation - watermark;
+        if (watermark == 0 || lag <= 0 || lag > MAX_WATERMARK_LAG) {
+            lag = 0;
+        }
+        return flags | (int) (lag << 2);
+    }
+
+    /** The watermark a WRITE request carries (see {@link #writeAux}); 0 if none. */
+    public long writeWatermark() {
+        long lag = (aux & 0xffffffffL) >>> 2;
+        return lag == 0 ? 0 : generation - lag;
+    }
 
     private final int type;
     private final int status;

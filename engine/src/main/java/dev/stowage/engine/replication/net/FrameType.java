@@ -8,7 +8,10 @@ public enum FrameType {
     WRITE(2),
     /** {@code aux} bytes at {@code offset}; the response's payload is the data, crc32c-checked by the client. */
     READ(3),
-    /** Makes every completed write durable, with its region generations. */
+    /**
+     * Makes every completed write durable, with its region generations. {@code generation}: the
+     * coordinator's completion watermark (every write up to it completed on every healthy replica), 0 if none.
+     */
     FLUSH(4),
     /** {@code aux} regions from region {@code offset}; the response's payload is one u64 per region. */
     GENERATIONS(5),
@@ -30,12 +33,19 @@ public enum FrameType {
     /** Control: deletes a snapshot. Payload: the snapshot id. */
     DELETE_SNAPSHOT(12),
     /** Control: the response's payload is the pool's volume ids, {@code "\n"}-separated. */
-    LIST(13);
+    LIST(13),
+    /**
+     * The regions in doubt, for a coordinator taking the volume over (its epoch raises the
+     * replica's first): those whose generation lies above the last completion watermark the
+     * replica heard, or is {@link RegionGenerations#IN_DOUBT}. The response's payload is one u64
+     * region number per region, ascending.
+     */
+    IN_DOUBT(14);
 
     /** Bit set in a response's type byte. */
     public static final int RESPONSE_BIT = 0x80;
 
-    private static final FrameType[] BY_CODE = new FrameType[14];
+    private static final FrameType[] BY_CODE = new FrameType[15];
 
     static {
         for (FrameType t : values()) {
@@ -55,7 +65,7 @@ public enum FrameType {
 
     /** Whether this is a control request: no handle, epoch 0, not fenced (CREATE to LIST). */
     public boolean isControl() {
-        return code >= CREATE.code;
+        return code >= CREATE.code && code <= LIST.code;
     }
 
     /** The type of a type byte with the response bit cleared, or {@code null} if the code is unknown. */

@@ -62,9 +62,10 @@ public final class LocalReplicaEndpoint implements ReplicaEndpoint {
     }
 
     @Override
-    public CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation) {
+    public CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation, long watermark,
+                                              boolean inDoubt) {
         return admitted(() -> {
-            volume.write(offset, generation, src.duplicate());
+            volume.write(offset, generation, watermark, inDoubt, src.duplicate());
             return null;
         });
     }
@@ -86,16 +87,21 @@ public final class LocalReplicaEndpoint implements ReplicaEndpoint {
     }
 
     @Override
-    public CompletableFuture<Void> flushAsync() {
+    public CompletableFuture<Void> flushAsync(long watermark) {
         return admitted(() -> {
-            volume.flush();
+            volume.flush(watermark);
             return null;
         });
     }
 
     @Override
+    public CompletableFuture<long[]> inDoubtAsync() {
+        return admitted(() -> volume.inDoubt(epoch));
+    }
+
+    @Override
     public CompletableFuture<long[]> generationsAsync(long firstRegion, int count) {
-        return admitted(() -> volume.generations.read(firstRegion, count));
+        return admitted(() -> volume.generations.read(firstRegion, count, epoch));
     }
 
     /** Nothing to release: the server owns the volume's state. */

@@ -30,6 +30,22 @@ import java.util.Map;
  * unpersisted records: the replica then claims older generations than it holds, and a resync copies
  * more than it needed to, never less.
  *
+ * <p>In doubt: the value {@link #IN_DOUBT} says that a region's content is not described by any
+ * generation: a write reached it while a resync had not yet brought the region up to date. It
+ * compares above every real generation, so later writes never lower it; only a copy of the whole
+ * region ({@link #assign}) does. A resync copies every region whose generation differs from the
+ * source's, so an in-doubt region is always copied.
+ *
+ * <p>Crash marks ({@link #markInDoubt}): a region that this node's crash recovery took as written
+ * may hold a write that was in flight when the node died, whose record died with it. Whether that
+ * matters depends on who asks. The coordinator of the epoch the replica had at the crash saw that
+ * write fail here, so it never counts on it, and every write it completed carries a generation the
+ * file compares correctly against: to it the region reads at its recorded generation. A coordinator
+ * of a later epoch cannot know whether the write reached other replicas: to it the region reads
+ * {@link #IN_DOUBT}. So each mark keeps the epoch it was made at ({@code <volumeId>.doubt}, pairs of
+ * little-endian u64 region and epoch, replaced atomically); a copy of the region, or a write covering
+ * all of it, removes the mark (lazily: a removal lost in a crash only copies a region once more).
+ *
  * <p>Threading: thread-safe; records are serialised by the table's monitor (a few regions each);
  * a persist forces the file outside the monitor, so writes go on meanwhile. Mappings are released
  * when the table is garbage collected: {@link #close()} only closes the file, so a racing reader
@@ -38,6 +54,8 @@ import java.util.Map;
 public final class RegionGenerations implements Closeable {
     public static final int REGION_SHIFT = 20;
     public static final long REGION_BYTES = 1L << REGION_SHIFT;
+    /** The generation of a region whose content no generation describes (see the class comment). */
+    public static final long IN_DOUBT = -1L;
     private static final int CHUNK_SHIFT = 20;
     private static final long CHUNK_BYTES = 1L << CHUNK_SHIFT;
     private static final int REGIONS_PER_CHUNK_SHIFT = CHUNK_SHIFT - 3;
@@ -50,11 +68,29 @@ public final class RegionGenerations implements Closeable {
     private boolean closed;
     /** Region to generation, for records not yet persisted; each value above the file's. */
     private final Map<Long, Long> unpersisted = new HashMap<>();
+    /** Crash marks: region to the epoch the replica had when its node crashed (see the class comment). */
+    private final java.util.TreeMap<Long, Long> doubt = new java.util.TreeMap<>();
+    private final Path doubtPath;
+    /** Whether {@link #doubt} lost entries since its file was last written. */
+    private boolean doubtCleared;
 
-    private RegionGenerations(Path path, FileChannel channel) throws IOException {
+    private RegionGenerations(Path path, FileChannel channel, Path doubtPath) throws IOException {
         this.path = path;
         this.channel = channel;
         this.fileLength = channel.size();
+        this.doubtPath = doubtPath;
+        if (Files.exists(doubtPath)) {
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(Files.readAllBytes(doubtPath))
+                    .order(ByteOrder.LITTLE_ENDIAN);
+            while (b.remaining() >= 16) {
+                doubt.put(b.getLong(), b.getLong());
+            }
+        }
+    }
+
+    /** The file of the crash marks of {@code volumeId}. */
+    static Path doubtPath(Path replicationDir, String volumeId) {
+        return replicationDir.resolve(volumeId + ".doubt");
     }
 
     /** Opens (creating if absent) the table of {@code volumeId} in {@code replicationDir}. */
@@ -67,7 +103,12 @@ public final class RegionGenerations implements Closeable {
         if (!existed) {
             EpochFile.fsyncDirectory(replicationDir);
         }
-        return new RegionGenerations(p, ch);
+        try {
+            return new RegionGenerations(p, ch, doubtPath(replicationDir, volumeId));
+        } catch (IOException | RuntimeException e) {
+            ch.close();
+            throw e;
+        }
     }
 
     public Path path() {
@@ -95,17 +136,124 @@ public final class RegionGenerations implements Closeable {
                 unpersisted.put(r, generation);
             }
         }
+        if (!doubt.isEmpty()) {
+            // A region written whole holds exactly that write now.
+            long whole = (offset + REGION_BYTES - 1) >>> REGION_SHIFT;
+            long end = (offset + length) >>> REGION_SHIFT;
+            for (long r = whole; r < end; r++) {
+                doubtCleared |= doubt.remove(r) != null;
+            }
+        }
+    }
+
+    /**
+     * Sets the generation of every region that {@code [offset, offset+length)} touches to exactly
+     * {@code generation}, lower or higher than before: the regions now hold a copy of another
+     * replica's regions at that generation. The copy must cover each region whole (the last one
+     * may end at the end of the volume).
+     */
+    public synchronized void assign(long offset, long length, long generation) throws IOException {
+        if (offset < 0 || length <= 0) {
+            throw new IllegalArgumentException("offset must be >= 0 and length > 0: " + offset + ", " + length);
+        }
+        ensureOpen();
+        for (long r = regionOf(offset); r <= regionOf(offset + length - 1); r++) {
+            if (current(r) != generation) {
+                unpersisted.put(r, generation);
+            }
+            doubtCleared |= doubt.remove(r) != null;
+        }
+    }
+
+    /**
+     * Marks {@code regions} in doubt for coordinators of epochs after {@code epoch} (see the class
+     * comment), durably before returning.
+     */
+    public synchronized void markInDoubt(long[] regions, long epoch) throws IOException {
+        ensureOpen();
+        for (long r : regions) {
+            doubt.merge(r, epoch, Math::max);
+        }
+        writeDoubt();
+    }
+
+    private void writeDoubt() throws IOException {
+        Path tmp = doubtPath.resolveSibling(doubtPath.getFileName() + ".tmp");
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(doubt.size() * 16).order(ByteOrder.LITTLE_ENDIAN);
+        doubt.forEach((r, e) -> b.putLong(r).putLong(e));
+        b.flip();
+        try (FileChannel f = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING)) {
+            while (b.hasRemaining()) {
+                f.write(b);
+            }
+            f.force(true);
+        }
+        Files.move(tmp, doubtPath, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        EpochFile.fsyncDirectory(doubtPath.getParent());
+        doubtCleared = false;
+    }
+
+    /** Whether region {@code r} reads as {@link #IN_DOUBT} to a coordinator of {@code epoch}. */
+    private boolean doubtedBy(long r, long epoch) {
+        Long markedAt = doubt.get(r);
+        return markedAt != null && markedAt < epoch;
+    }
+
+    /**
+     * The regions whose generation is above {@code generation} (unsigned), or crash-marked before
+     * {@code epoch}, ascending.
+     */
+    public synchronized long[] regionsAbove(long generation, long epoch) throws IOException {
+        ensureOpen();
+        java.util.TreeSet<Long> out = new java.util.TreeSet<>();
+        long regionsOnFile = fileLength >>> 3;
+        for (long c = 0; (c << REGIONS_PER_CHUNK_SHIFT) < regionsOnFile; c++) {
+            MappedByteBuffer m = chunk(c << REGIONS_PER_CHUNK_SHIFT, false);
+            if (m == null) {
+                continue;
+            }
+            for (int i = 0; i < (1 << REGIONS_PER_CHUNK_SHIFT); i++) {
+                long g = m.getLong(i << 3);
+                if (g != 0 && Long.compareUnsigned(g, generation) > 0) {
+                    out.add((c << REGIONS_PER_CHUNK_SHIFT) + i);
+                }
+            }
+        }
+        for (Map.Entry<Long, Long> e : unpersisted.entrySet()) {
+            if (Long.compareUnsigned(e.getValue(), generation) > 0) {
+                out.add(e.getKey());
+            } else {
+                out.remove(e.getKey()); // assigned lower than the file says
+            }
+        }
+        doubt.forEach((r, markedAt) -> {
+            if (markedAt < epoch) {
+                out.add(r);
+            }
+        });
+        return out.stream().mapToLong(Long::longValue).toArray();
     }
 
     /** The generation of {@code count} regions from {@code firstRegion}; 0 for regions never written. */
-    public synchronized long[] read(long firstRegion, int count) throws IOException {
+    public long[] read(long firstRegion, int count) throws IOException {
+        return read(firstRegion, count, 0);
+    }
+
+    /**
+     * As {@link #read(long, int)}, as a coordinator of {@code epoch} sees them: crash-marked regions
+     * read {@link #IN_DOUBT} to coordinators of later epochs than the mark's.
+     */
+    public synchronized long[] read(long firstRegion, int count, long epoch) throws IOException {
         if (firstRegion < 0 || count < 0) {
             throw new IllegalArgumentException("firstRegion and count must be >= 0: " + firstRegion + ", " + count);
         }
         ensureOpen();
         long[] out = new long[count];
         for (int i = 0; i < count; i++) {
-            out[i] = current(firstRegion + i);
+            long r = firstRegion + i;
+            out[i] = doubtedBy(r, epoch) ? IN_DOUBT : current(r);
         }
         return out;
     }
@@ -130,6 +278,11 @@ public final class RegionGenerations implements Closeable {
 
     /** Writes {@code batch} (from {@link #unpersisted()}) to the file and makes it durable. */
     public void persist(Map<Long, Long> batch) throws IOException {
+        synchronized (this) {
+            if (doubtCleared && !closed) {
+                writeDoubt(); // marks removed by copies and whole-region writes, now flushed
+            }
+        }
         if (batch.isEmpty()) {
             return;
         }
@@ -141,8 +294,12 @@ public final class RegionGenerations implements Closeable {
                 long r = e.getKey();
                 MappedByteBuffer m = chunk(r, true);
                 int at = (int) ((r & REGION_MASK) << 3);
-                if (Long.compareUnsigned(m.getLong(at), e.getValue()) < 0) {
-                    m.putLong(at, e.getValue());
+                long v = e.getValue();
+                // Raise the file; lower it only to the region's value now (an assign): an older
+                // batch's higher value must not overwrite a newer assign.
+                Long now = unpersisted.get(r);
+                if (Long.compareUnsigned(m.getLong(at), v) < 0 || (now != null && now == v)) {
+                    m.putLong(at, v);
                 }
                 touched.add(m); // also when a concurrent flush wrote it first: it may not have forced yet
             }
@@ -151,7 +308,7 @@ public final class RegionGenerations implements Closeable {
             m.force();
         }
         synchronized (this) {
-            // entries raised again meanwhile stay until a later persist
+            // entries raised (or assigned) again meanwhile stay until a later persist
             batch.forEach(unpersisted::remove);
         }
     }

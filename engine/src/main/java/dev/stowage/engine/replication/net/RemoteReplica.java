@@ -67,7 +67,10 @@ public final class RemoteReplica implements AutoCloseable {
         return writeAsync(offset, src, generation, 0);
     }
 
-    /** As {@link #writeAsync(long, ByteBuffer, long)} with the WRITE's {@code flags} (aux), e.g. {@link Frame#WRITE_BULK}. */
+    /**
+     * As {@link #writeAsync(long, ByteBuffer, long)} with the WRITE's aux: flags such as
+     * {@link Frame#WRITE_BULK}, and the watermark ({@link Frame#writeAux}).
+     */
     public CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation, int flags) {
         int n = src.remaining();
         if (n == 0 || n > Frame.MAX_PAYLOAD) {
@@ -111,9 +114,28 @@ public final class RemoteReplica implements AutoCloseable {
 
     /** Makes every write acknowledged before this call durable on the replica, with its region generations. */
     public CompletableFuture<Void> flushAsync() {
+        return flushAsync(0);
+    }
+
+    /** As {@link #flushAsync()}, telling the replica the coordinator's completion watermark (0: none). */
+    public CompletableFuture<Void> flushAsync(long watermark) {
         long e = epoch;
-        return client.call(id -> Frame.request(FrameType.FLUSH, id, handle, e, 0, 0, 0),
+        return client.call(id -> Frame.request(FrameType.FLUSH, id, handle, e, watermark, 0, 0),
                 volumeId, FrameType.FLUSH, e, 0, resp -> null);
+    }
+
+    /** The replica's regions in doubt, ascending (see {@link FrameType#IN_DOUBT}). */
+    public CompletableFuture<long[]> inDoubtAsync() {
+        long e = epoch;
+        return client.call(id -> Frame.request(FrameType.IN_DOUBT, id, handle, e, 0, 0, 0),
+                volumeId, FrameType.IN_DOUBT, e, 0, resp -> {
+                    ByteBuf p = resp.payload();
+                    long[] out = new long[p.readableBytes() / 8];
+                    for (int i = 0; i < out.length; i++) {
+                        out[i] = p.getLong(p.readerIndex() + 8 * i);
+                    }
+                    return out;
+                });
     }
 
     /** The highest write generation of {@code count} regions (1 MiB each) from {@code firstRegion}; 0 = never written. */

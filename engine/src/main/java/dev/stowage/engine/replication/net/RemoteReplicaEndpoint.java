@@ -38,8 +38,11 @@ public final class RemoteReplicaEndpoint implements ReplicaEndpoint {
     }
 
     @Override
-    public CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation) {
-        return deadline(replica.writeAsync(offset, src, generation), "write");
+    public CompletableFuture<Void> writeAsync(long offset, ByteBuffer src, long generation, long watermark,
+                                              boolean inDoubt) {
+        int flags = inDoubt ? Frame.WRITE_IN_DOUBT : 0;
+        return deadline(replica.writeAsync(offset, src, generation, Frame.writeAux(flags, generation, watermark)),
+                "write");
     }
 
     @Override
@@ -53,8 +56,13 @@ public final class RemoteReplicaEndpoint implements ReplicaEndpoint {
     }
 
     @Override
-    public CompletableFuture<Void> flushAsync() {
-        return deadline(replica.flushAsync(), "flush");
+    public CompletableFuture<Void> flushAsync(long watermark) {
+        return deadline(replica.flushAsync(watermark), "flush");
+    }
+
+    @Override
+    public CompletableFuture<long[]> inDoubtAsync() {
+        return deadline(replica.inDoubtAsync(), "in-doubt query");
     }
 
     @Override

@@ -197,11 +197,35 @@ public final class ReplicaServer implements AutoCloseable {
             }
             EpochFile epoch = EpochFile.open(replicationDir, volumeId);
             RegionGenerations gens = RegionGenerations.open(replicationDir, volumeId);
+            markRecoveredInDoubt(volumeId, store.get(), gens, epoch);
             v = new ReplicaVolume(volumeId, store.get(), gens, epoch);
             volumes.put(volumeId, v);
             LOG.info("volume {}: replica opened for replication at epoch {}", volumeId, epoch.current());
             return v;
         }
+    }
+
+    /**
+     * The regions the store's crash recovery took as written may hold writes in flight at the crash
+     * that other replicas lack, and their generations died with the process: they are marked in
+     * doubt for any later epoch here ({@link RegionGenerations#markInDoubt}), durably, before the
+     * store forgets them (a crash in between marks them again).
+     */
+    private static void markRecoveredInDoubt(String volumeId, ReplicaStore store, RegionGenerations gens,
+                                             EpochFile epoch) throws IOException {
+        long[] regions = store.regionsRecoveredAfterCrash();
+        if (regions.length == 0) {
+            return;
+        }
+        try {
+            gens.markInDoubt(regions, epoch.current());
+        } catch (IOException | RuntimeException e) {
+            gens.close();
+            throw e;
+        }
+        store.forgetRegionsRecoveredAfterCrash();
+        LOG.warn("volume {}: {} regions written just before a crash are in doubt for coordinators after epoch {}"
+                + " until a copy makes them agree with the other replicas", volumeId, regions.length, epoch.current());
     }
 
     /**
@@ -283,7 +307,7 @@ public final class ReplicaServer implements AutoCloseable {
 
     private void deleteStateFiles(String volumeId) throws IOException {
         boolean any = false;
-        for (String suffix : new String[] {".gen", ".epoch", ".epoch.tmp"}) {
+        for (String suffix : new String[] {".gen", ".epoch", ".epoch.tmp", ".doubt", ".doubt.tmp"}) {
             any |= Files.deleteIfExists(replicationDir.resolve(volumeId + suffix));
         }
         if (any) {
@@ -334,7 +358,7 @@ public final class ReplicaServer implements AutoCloseable {
         synchronized (volumes) {
             for (ReplicaVolume v : volumes.values()) {
                 try {
-                    v.generations.close();
+                    v.close();
                 } catch (IOException e) {
                     LOG.warn("volume {}: closing region generations failed", v.volumeId, e);
                 }

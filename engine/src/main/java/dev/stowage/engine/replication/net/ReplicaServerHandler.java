@@ -137,6 +137,7 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
                 case READ -> read(ctx, v, req);
                 case FLUSH -> flush(v, req);
                 case GENERATIONS -> generations(ctx, v, req);
+                case IN_DOUBT -> inDoubt(ctx, v, req);
                 default -> Frame.error(req, FrameStatus.BAD_REQUEST, 0, 0, "unexpected type " + type);
             };
         } catch (IllegalArgumentException e) {
@@ -201,7 +202,8 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
         if ((req.aux() & Frame.WRITE_BULK) != 0) {
             v.writeBulk(req.offset(), req.generation(), p.nioBuffers());
         } else {
-            v.write(req.offset(), req.generation(), p.nioBuffers());
+            v.write(req.offset(), req.generation(), req.writeWatermark(), (req.aux() & Frame.WRITE_IN_DOUBT) != 0,
+                    p.nioBuffers());
         }
         return Frame.response(req, FrameStatus.OK, req.generation(), req.offset(), n, Unpooled.EMPTY_BUFFER);
     }
@@ -224,8 +226,21 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
     }
 
     private Frame flush(ReplicaVolume v, Frame req) throws IOException {
-        v.flush();
+        v.flush(req.generation());
         return Frame.response(req, FrameStatus.OK, 0, 0, 0, Unpooled.EMPTY_BUFFER);
+    }
+
+    private Frame inDoubt(ChannelHandlerContext ctx, ReplicaVolume v, Frame req) throws IOException {
+        long[] regions = v.inDoubt(req.epoch());
+        if (regions.length > MAX_REGIONS) {
+            return Frame.error(req, FrameStatus.IO_ERROR, 0, 0, regions.length + " regions in doubt, more than a"
+                    + " response carries (" + MAX_REGIONS + ")");
+        }
+        ByteBuf buf = ctx.alloc().buffer(regions.length * 8, regions.length * 8);
+        for (long r : regions) {
+            buf.writeLong(r);
+        }
+        return Frame.response(req, FrameStatus.OK, 0, 0, regions.length, buf);
     }
 
     private Frame generations(ChannelHandlerContext ctx, ReplicaVolume v, Frame req) throws IOException {
@@ -235,7 +250,7 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
                     "region count must be in [0, " + MAX_REGIONS + "] and first region >= 0: "
                             + count + ", " + req.offset());
         }
-        long[] gens = v.generations.read(req.offset(), count);
+        long[] gens = v.generations.read(req.offset(), count, req.epoch());
         ByteBuf buf = ctx.alloc().buffer(count * 8, count * 8);
         for (long g : gens) {
             buf.writeLong(g);

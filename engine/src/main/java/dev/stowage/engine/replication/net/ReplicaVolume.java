@@ -19,9 +19,21 @@ import org.slf4j.LoggerFactory;
  * admitted before it; afterwards {@link #enter} and {@link #raise} fail with
  * {@link DeletedException} and nothing touches the volume's files again.
  *
+ * <p>Regions in doubt (docs/replication.md, "Takeover"): writes and flushes carry the coordinator's
+ * completion watermark, every write up to which completed on every healthy replica; the volume
+ * keeps the highest it heard (in memory: a restarted server instead marks the regions its store's
+ * crash recovery took as written, see {@link ReplicaServer#volume}). A region whose generation lies
+ * above it may hold a write that other replicas lack; {@link #inDoubt} lists them for a
+ * coordinator taking the volume over.
+ *
  * <p>Threading: thread-safe.
  */
-final class ReplicaVolume {
+final class ReplicaVolume implements ReplicaStore.SettleListener {
+    /**
+     * The watermark before any was heard: above every real generation (an epoch has 23 bits), below
+     * {@link RegionGenerations#IN_DOUBT}, so that only in-doubt regions lie above it.
+     */
+    static final long NO_WATERMARK = Long.MIN_VALUE;
     private static final Logger LOG = LoggerFactory.getLogger(ReplicaVolume.class);
     final String volumeId;
     final ReplicaStore store;
@@ -29,6 +41,12 @@ final class ReplicaVolume {
     final EpochFile epoch;
     private final ReentrantReadWriteLock fence = new ReentrantReadWriteLock();
     private volatile boolean deleted;
+    private final java.util.concurrent.atomic.AtomicLong watermark = new java.util.concurrent.atomic.AtomicLong(NO_WATERMARK);
+    /**
+     * Read-held by a write from its store write to its generation record; write-held for a moment by
+     * {@link #beforeSettle}, so that no write is between the two when a settle round looks.
+     */
+    private final ReentrantReadWriteLock recording = new ReentrantReadWriteLock();
 
     final LongAdder requests = new LongAdder();
     final LongAdder writes = new LongAdder();
@@ -42,6 +60,34 @@ final class ReplicaVolume {
         this.store = store;
         this.generations = generations;
         this.epoch = epoch;
+        store.settleListener(this);
+    }
+
+    /**
+     * The generations recorded so far. A settle round clears the unsettled marks of regions idle
+     * since the previous round, after which a crash recovery no longer names them: their records
+     * must be durable by then, or a crash would leave such a region claiming an older generation
+     * than its data, and a write a dead coordinator left on it alone could go unnoticed.
+     */
+    @Override
+    public Object beforeSettle() {
+        recording.writeLock().lock();
+        try {
+            return generations.unpersisted();
+        } finally {
+            recording.writeLock().unlock();
+        }
+    }
+
+    @Override
+    @SuppressWarnings("unchecked")
+    public void settled(Object view) throws IOException {
+        generations.persist((java.util.Map<Long, Long>) view);
+    }
+
+    /** Stops taking part in the store's settle rounds; the generations are closed next. */
+    private void detach() {
+        store.settleListener(null);
     }
 
     /**
@@ -110,44 +156,77 @@ final class ReplicaVolume {
         } finally {
             fence.writeLock().unlock();
         }
+        close();
+    }
+
+    /** Closes the region generations (the server is closing, or the volume went). */
+    void close() throws IOException {
+        detach();
         generations.close();
     }
 
     /**
      * Writes {@code parts} back to back from {@code offset}, records their regions at
-     * {@code generation} and counts them: one admitted WRITE, from the wire or in-process.
+     * {@code generation} (or as in doubt) and counts them: one admitted WRITE, from the wire or
+     * in-process. {@code watermark}: the coordinator's, 0 if none.
      */
-    void write(long offset, long generation, java.nio.ByteBuffer... parts) throws IOException {
+    void write(long offset, long generation, long watermark, boolean inDoubt, java.nio.ByteBuffer... parts)
+            throws IOException {
+        heard(watermark);
         long at = offset;
-        for (java.nio.ByteBuffer b : parts) {
-            int len = b.remaining();
-            store.write(at, b);
-            at += len;
+        recording.readLock().lock();
+        try {
+            for (java.nio.ByteBuffer b : parts) {
+                int len = b.remaining();
+                store.write(at, b);
+                at += len;
+            }
+            generations.record(offset, at - offset, inDoubt ? RegionGenerations.IN_DOUBT : generation);
+        } finally {
+            recording.readLock().unlock();
         }
-        recordWrite(offset, at - offset, generation);
+        counted(at - offset);
     }
 
-    /** Records the regions of a completed write at {@code generation} and counts it. */
-    private void recordWrite(long offset, long length, long generation) throws IOException {
-        generations.record(offset, length, generation);
+    private void counted(long length) {
         writes.increment();
         bytesWritten.add(length);
+    }
+
+    /** Keeps {@code w} if it is the highest watermark heard; 0 says none. */
+    void heard(long w) {
+        if (w != 0) {
+            watermark.accumulateAndGet(w, (cur, x) -> cur == NO_WATERMARK || Long.compareUnsigned(x, cur) > 0 ? x : cur);
+        }
+    }
+
+    /** The regions in doubt (see the class comment) for a coordinator of {@code epoch}, ascending. */
+    long[] inDoubt(long epoch) throws IOException {
+        return generations.regionsAbove(watermark.get(), epoch);
     }
 
     /** Per thread: a 4 KiB-aligned buffer for bulk writes, which go to disk with O_DIRECT. */
     private static final ThreadLocal<java.nio.ByteBuffer> BULK = new ThreadLocal<>();
 
     /**
-     * As {@link #write}, for a resync or rebuild copy, written with
-     * {@link dev.stowage.engine.storage.ReplicaStore#writeBulk}: from the payload itself when it is
-     * one direct buffer starting on a 4 KiB boundary (as {@link FrameCodec} receives large payloads),
-     * otherwise gathered into one such buffer first.
+     * A resync or rebuild copy of whole regions, whose generation on the source was
+     * {@code generation}: written with {@link dev.stowage.engine.storage.ReplicaStore#writeBulk}
+     * (from the payload itself when it is one direct buffer starting on a 4 KiB boundary, as
+     * {@link FrameCodec} receives large payloads, otherwise gathered into one such buffer first),
+     * and the regions take exactly that generation, lower or not ({@link RegionGenerations#assign}):
+     * they now hold the source's content, whatever they held before.
      */
     void writeBulk(long offset, long generation, java.nio.ByteBuffer... parts) throws IOException {
         java.nio.ByteBuffer src = parts.length == 1 && ReplicaStore.isBlockAligned(parts[0]) ? parts[0] : gathered(parts);
         int n = src.remaining();
-        store.writeBulk(offset, src);
-        recordWrite(offset, n, generation);
+        recording.readLock().lock();
+        try {
+            store.writeBulk(offset, src);
+            generations.assign(offset, n, generation);
+        } finally {
+            recording.readLock().unlock();
+        }
+        counted(n);
     }
 
     /** {@code parts} copied into this thread's aligned bulk buffer, ready to read. */
@@ -177,10 +256,11 @@ final class ReplicaVolume {
     }
 
     /**
-     * Makes every admitted write durable: the data first, then the region generations recorded
+     * Makes every admitted write durable ({@code watermark}: the coordinator's, 0 if none): the data first, then the region generations recorded
      * before it (see {@link RegionGenerations}), so that the file never claims data that is not on disk.
      */
-    void flush() throws IOException {
+    void flush(long watermark) throws IOException {
+        heard(watermark);
         java.util.Map<Long, Long> recorded = generations.unpersisted();
         store.flush();
         generations.persist(recorded);

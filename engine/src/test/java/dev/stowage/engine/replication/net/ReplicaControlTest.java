@@ -90,8 +90,10 @@ class ReplicaControlTest {
                 FrameType.RESIZE.code(), FrameType.SNAPSHOT.code(), FrameType.DELETE_SNAPSHOT.code(),
                 FrameType.LIST.code()));
         assertEquals(FrameType.LIST, FrameType.ofCode(13 | FrameType.RESPONSE_BIT));
-        assertEquals(null, FrameType.ofCode(14));
+        assertEquals(FrameType.IN_DOUBT, FrameType.ofCode(14));
+        assertEquals(null, FrameType.ofCode(15));
         assertFalse(FrameType.CLOSE.isControl());
+        assertFalse(FrameType.IN_DOUBT.isControl(), "a volume request after the control ones");
         assertTrue(FrameType.CREATE.isControl());
     }
 

@@ -66,6 +66,78 @@ class ReplicaStateFilesTest {
         }
     }
 
+    @Test
+    void aRegionInDoubtStaysSoUnderWritesUntilACopyAssignsItAGeneration() throws IOException {
+        Path file = dir.resolve("v1.gen");
+        try (RegionGenerations g = RegionGenerations.open(dir, "v1")) {
+            g.record(0, 4096, 50);
+            g.record(MIB, 4096, RegionGenerations.IN_DOUBT); // a write while a resync had not reached region 1
+            g.persist(g.unpersisted());
+            g.record(MIB, 4096, 70);
+            assertEquals(RegionGenerations.IN_DOUBT, g.read(1, 1)[0], "a write does not vouch for the rest of the region");
+
+            g.assign(MIB, MIB, 40); // the resync copied region 1 from a replica that holds it at 40
+            assertArrayEquals(new long[] {50, 40}, g.read(0, 2));
+            var older = java.util.Map.of(1L, RegionGenerations.IN_DOUBT); // a flush's batch taken before the copy
+            g.persist(older);
+            assertEquals(RegionGenerations.IN_DOUBT, onDisk(file, 1), "an older batch may raise the file...");
+            g.persist(g.unpersisted());
+            assertEquals(40, onDisk(file, 1), "...but the assigned value reaches it with the next persist");
+        }
+        try (RegionGenerations g = RegionGenerations.open(dir, "v1")) {
+            assertArrayEquals(new long[] {50, 40}, g.read(0, 2));
+        }
+    }
+
+    @Test
+    void crashMarksDoubtARegionOnlyToCoordinatorsOfLaterEpochsUntilItIsRewrittenWhole() throws IOException {
+        long e3 = 3L << 40;
+        try (RegionGenerations g = RegionGenerations.open(dir, "v1")) {
+            g.record(0, 4096, e3 | 5);
+            g.record(MIB, 4096, e3 | 6);
+            g.record(2 * MIB, 4096, e3 | 7);
+            g.persist(g.unpersisted());
+            g.markInDoubt(new long[] {0, 1, 2}, 3); // the node crashed at epoch 3
+        }
+        try (RegionGenerations g = RegionGenerations.open(dir, "v1")) {
+            assertArrayEquals(new long[] {e3 | 5, e3 | 6, e3 | 7}, g.read(0, 3, 3),
+                    "epoch 3's coordinator saw the writes in flight fail here: the records stand");
+            long d = RegionGenerations.IN_DOUBT;
+            assertArrayEquals(new long[] {d, d, d}, g.read(0, 3, 4), "a later coordinator cannot know (durable marks)");
+            assertArrayEquals(new long[] {0, 1, 2}, g.regionsAbove(ReplicaVolume.NO_WATERMARK, 4));
+            assertArrayEquals(new long[0], g.regionsAbove(ReplicaVolume.NO_WATERMARK, 3));
+
+            g.record(4096, 8192, (4L << 40) | 1);      // part of region 0: still in doubt
+            g.record(MIB, MIB, (4L << 40) | 2);        // all of region 1: holds that write alone
+            g.assign(2 * MIB, MIB, e3 | 7);            // region 2 copied from another replica
+            assertArrayEquals(new long[] {d, (4L << 40) | 2, e3 | 7}, g.read(0, 3, 4));
+            g.persist(g.unpersisted());
+        }
+        try (RegionGenerations g = RegionGenerations.open(dir, "v1")) {
+            assertArrayEquals(new long[] {0}, g.regionsAbove(ReplicaVolume.NO_WATERMARK, 4),
+                    "the removed marks stay removed once persisted");
+        }
+    }
+
+    @Test
+    void regionsAboveAGenerationComeFromTheFileAndFromMemory() throws IOException {
+        try (RegionGenerations g = RegionGenerations.open(dir, "v1")) {
+            long e1 = 1L << 40;
+            g.record(0, MIB, e1 | 5);
+            g.record(2 * MIB, MIB, e1 | 9);
+            g.record(200_000 * MIB, 1, e1 | 12);        // a later chunk of the file
+            g.persist(g.unpersisted());
+            g.record(3 * MIB, 1, e1 | 10);              // in memory only
+            g.record(4 * MIB, 1, e1 | 3);
+            g.record(6 * MIB, 1, RegionGenerations.IN_DOUBT);
+            assertArrayEquals(new long[] {2, 3, 6, 200_000}, g.regionsAbove(e1 | 5, 2));
+            assertArrayEquals(new long[] {6}, g.regionsAbove(ReplicaVolume.NO_WATERMARK, 2),
+                    "with no watermark heard, only the regions in doubt");
+            g.assign(2 * MIB, MIB, e1 | 1);             // lower than the file holds
+            assertArrayEquals(new long[] {3, 6, 200_000}, g.regionsAbove(e1 | 5, 2));
+        }
+    }
+
     /** Region {@code r}'s generation as the file holds it, read apart from the table's mapping. */
     private static long onDisk(Path file, long r) throws IOException {
         try (var ch = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ)) {
