@@ -123,14 +123,11 @@ public final class ReplicatedCoordinator implements Coordinator {
     private final String localNodeId;
     private final ReplicaHealth health;
     private final IoThrottle throttle;
-    /** Guarded by {@code inFlight}: the last sequence number given to a write. */
-    private long sequence;
     /**
-     * Generations of the writes not yet completed, and of writes that failed on every healthy
-     * replica until {@link #repairFailedWrites} made their regions agree; guarded by itself.
-     * The lowest one bounds the {@link #watermark}.
+     * Generations of writes, and which have ended: a write ends when it completed, or, if it failed
+     * on every healthy replica, once {@link #repairFailedWrites} made its regions agree.
      */
-    private final java.util.TreeSet<Long> inFlight = new java.util.TreeSet<>();
+    private final CompletionWatermark writes;
     /** Writes that failed on every healthy replica, by generation: their first and last region. */
     private final Map<Long, long[]> failedWrites = new ConcurrentHashMap<>();
     private final Map<String, Member> members = new ConcurrentHashMap<>();
@@ -155,6 +152,7 @@ public final class ReplicatedCoordinator implements Coordinator {
         this.localNodeId = localNodeId;
         this.health = health;
         this.throttle = throttle;
+        this.writes = new CompletionWatermark(epoch);
         replicas.forEach((endpoint, state) -> members.put(endpoint.nodeId(), new Member(endpoint, state)));
         for (int i = 0; i < LOCK_STRIPES; i++) {
             regionLocks[i] = new ReentrantReadWriteLock();
@@ -258,29 +256,21 @@ public final class ReplicatedCoordinator implements Coordinator {
         }
     }
 
-    /** A new write generation, counted in flight until {@link #end}. */
+    /** A new write generation, in flight until {@link #end}. */
     private long begin() {
-        synchronized (inFlight) {
-            long g = (epoch << 40) | ++sequence;
-            inFlight.add(g);
-            return g;
-        }
+        return writes.begin();
     }
 
     private void end(long generation) {
-        synchronized (inFlight) {
-            inFlight.remove(generation);
-        }
+        writes.end(generation);
     }
 
     /**
      * The completion watermark: every write of this coordinator up to this generation completed on
-     * every healthy replica (the replicas that failed it are STALE), or is the volume's first.
+     * every healthy replica (the replicas that failed it are STALE).
      */
     long watermark() {
-        synchronized (inFlight) {
-            return inFlight.isEmpty() ? (epoch << 40) | sequence : inFlight.first() - 1;
-        }
+        return writes.current();
     }
 
     /**
@@ -292,9 +282,10 @@ public final class ReplicatedCoordinator implements Coordinator {
         if (failedWrites.isEmpty()) {
             return;
         }
+        ByteBuffer buffer = ReplicaStore.blockAlignedBuffer(REGION_SIZE);
         for (Map.Entry<Long, long[]> e : failedWrites.entrySet()) {
             for (long r = e.getValue()[0]; r <= e.getValue()[1]; r++) {
-                rewriteRegion(r);
+                rewriteRegion(r, buffer);
             }
             if (failedWrites.remove(e.getKey()) != null) {
                 end(e.getKey());
@@ -332,9 +323,10 @@ public final class ReplicatedCoordinator implements Coordinator {
         settle(targets, answered, "in-doubt query");
         long count = (sizeBytes + REGION_SIZE - 1) / REGION_SIZE;
         int rewritten = 0;
+        ByteBuffer buffer = ReplicaStore.blockAlignedBuffer(REGION_SIZE);
         for (long r : regions) {
             if (r < count) {
-                rewriteRegion(r);
+                rewriteRegion(r, buffer);
                 rewritten++;
             }
         }
@@ -344,17 +336,18 @@ public final class ReplicatedCoordinator implements Coordinator {
 
     /**
      * Rewrites {@code region} on every writable replica with what the replica reads go to holds,
-     * as a write of this coordinator, its lock held against writes meanwhile.
+     * as a write of this coordinator, its lock held against writes meanwhile; {@code buffer} (a
+     * region's worth, block-aligned) carries the data.
      */
-    private void rewriteRegion(long region) throws IOException {
+    private void rewriteRegion(long region, ByteBuffer buffer) throws IOException {
         long offset = region * REGION_SIZE;
         int length = (int) Math.min(REGION_SIZE, sizeBytes - offset);
-        ByteBuffer buffer = ReplicaStore.blockAlignedBuffer(length);
+        buffer.clear().limit(length);
         ReentrantReadWriteLock lock = regionLocks[(int) (region % LOCK_STRIPES)];
         lock.writeLock().lock();
         try {
             read(offset, buffer.duplicate());
-            replicate(offset, buffer);
+            replicate(offset, buffer.duplicate());
         } finally {
             lock.writeLock().unlock();
         }

@@ -44,9 +44,10 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
     private final java.util.concurrent.atomic.AtomicLong watermark = new java.util.concurrent.atomic.AtomicLong(NO_WATERMARK);
     /**
      * Read-held by a write from its store write to its generation record; write-held for a moment by
-     * {@link #beforeSettle}, so that no write is between the two when a settle round looks.
+     * {@link #beforeSettle}, so that no write is between the two when a settle round looks. A
+     * StampedLock: no reentrancy to track, so a read hold costs one compare-and-set.
      */
-    private final ReentrantReadWriteLock recording = new ReentrantReadWriteLock();
+    private final java.util.concurrent.locks.StampedLock recording = new java.util.concurrent.locks.StampedLock();
 
     final LongAdder requests = new LongAdder();
     final LongAdder writes = new LongAdder();
@@ -71,11 +72,11 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
      */
     @Override
     public Object beforeSettle() {
-        recording.writeLock().lock();
+        long stamp = recording.writeLock();
         try {
             return generations.unpersisted();
         } finally {
-            recording.writeLock().unlock();
+            recording.unlockWrite(stamp);
         }
     }
 
@@ -174,7 +175,7 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
             throws IOException {
         heard(watermark);
         long at = offset;
-        recording.readLock().lock();
+        long stamp = recording.readLock();
         try {
             for (java.nio.ByteBuffer b : parts) {
                 int len = b.remaining();
@@ -183,7 +184,7 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
             }
             generations.record(offset, at - offset, inDoubt ? RegionGenerations.IN_DOUBT : generation);
         } finally {
-            recording.readLock().unlock();
+            recording.unlockRead(stamp);
         }
         counted(at - offset);
     }
@@ -219,12 +220,12 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
     void writeBulk(long offset, long generation, java.nio.ByteBuffer... parts) throws IOException {
         java.nio.ByteBuffer src = parts.length == 1 && ReplicaStore.isBlockAligned(parts[0]) ? parts[0] : gathered(parts);
         int n = src.remaining();
-        recording.readLock().lock();
+        long stamp = recording.readLock();
         try {
             store.writeBulk(offset, src);
             generations.assign(offset, n, generation);
         } finally {
-            recording.readLock().unlock();
+            recording.unlockRead(stamp);
         }
         counted(n);
     }
