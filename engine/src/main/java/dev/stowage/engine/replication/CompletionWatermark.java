@@ -47,9 +47,8 @@ final class CompletionWatermark {
         if (s - low.get() >= RING) {
             overflow.add(s); // its slot may still hold a sequence the watermark has to read
         } else {
-            ended.set((int) (s & (RING - 1)), s);
+            ended.set((int) (s & (RING - 1)), s); // the next current() climbs over it
         }
-        advance();
     }
 
     /** The watermark: every write of this coordinator up to this generation has ended ({@code epoch << 40} if none has). */

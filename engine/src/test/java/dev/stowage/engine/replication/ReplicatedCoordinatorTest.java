@@ -605,6 +605,26 @@ class ReplicatedCoordinatorTest {
     }
 
     @Test
+    void aWriteLeftOnAReplicaAloneSurvivesACleanRestartOfItsServerAsDoubt() throws Exception {
+        Map<String, Gate> gates = new LinkedHashMap<>();
+        ReplicatedCoordinator old = gatedCoordinator(1, gates);
+        write(old, 7L * REGION, pattern(4096, 57));
+        old.flush();
+        gates.get("n2").mode = Gate.Mode.HOLD;
+        gates.get("n3").mode = Gate.Mode.HOLD;
+        byte[] torn = pattern(4096, 58);
+        writeInFlight(old, 7L * REGION + 4096, torn); // n1 alone takes it; its coordinator dies
+        Node n1 = nodes.get(0);
+        awaitLanded(n1, 7L * REGION + 4096, torn);
+        n1.stop(); // a clean restart of n1's replica server (an upgrade, say) before the next attach
+        n1.start();
+
+        ReplicatedCoordinator taker = coordinator(2);
+        assertEquals(1, taker.reconcileInDoubt(), "n1 kept region 7 in doubt across the restart");
+        assertReplicasAgree(0, 8 * REGION);
+    }
+
+    @Test
     void aReplicaThatCrashedUnderALiveCoordinatorStillCopiesOnlyWhatItMissed() throws Exception {
         ReplicatedCoordinator c = coordinator(1);
         for (int r = 0; r < 6; r++) {

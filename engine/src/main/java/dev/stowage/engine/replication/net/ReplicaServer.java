@@ -358,7 +358,7 @@ public final class ReplicaServer implements AutoCloseable {
         synchronized (volumes) {
             for (ReplicaVolume v : volumes.values()) {
                 try {
-                    v.close();
+                    v.shutdown();
                 } catch (IOException e) {
                     LOG.warn("volume {}: closing region generations failed", v.volumeId, e);
                 }

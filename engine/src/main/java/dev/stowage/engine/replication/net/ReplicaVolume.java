@@ -160,10 +160,28 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
         close();
     }
 
-    /** Closes the region generations (the server is closing, or the volume went). */
+    /** Closes the region generations (the volume went, or see {@link #shutdown}). */
     void close() throws IOException {
         detach();
         generations.close();
+    }
+
+    /**
+     * Closes at a clean shutdown of the server. The regions in doubt only in memory (above the
+     * watermark heard, which a restart forgets) are first kept as crash marks of the current
+     * epoch: a coordinator of a later epoch then still finds a write that a coordinator now gone
+     * left on this replica alone, while the coordinator of this epoch, if it lives on, is not
+     * misled (see {@link RegionGenerations#markInDoubt}).
+     */
+    void shutdown() throws IOException {
+        try {
+            long[] above = generations.regionsAbove(watermark.get(), 0);
+            if (above.length > 0) {
+                generations.markInDoubt(above, epoch.current());
+            }
+        } finally {
+            close();
+        }
     }
 
     /**
@@ -194,10 +212,15 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
         bytesWritten.add(length);
     }
 
-    /** Keeps {@code w} if it is the highest watermark heard; 0 says none. */
+    /**
+     * Keeps {@code w} if it is above the watermark heard so far; 0 says none. Not atomic: two writes
+     * racing may leave the lower of their watermarks, which only puts more regions in doubt, and
+     * costs no compare-and-set loop on every write.
+     */
     void heard(long w) {
-        if (w != 0) {
-            watermark.accumulateAndGet(w, (cur, x) -> cur == NO_WATERMARK || Long.compareUnsigned(x, cur) > 0 ? x : cur);
+        long cur = watermark.get();
+        if (w != 0 && (cur == NO_WATERMARK || Long.compareUnsigned(w, cur) > 0)) {
+            watermark.set(w);
         }
     }
 
