@@ -29,8 +29,9 @@ import org.slf4j.LoggerFactory;
  * replica that answered.
  *
  * <p>Resync and rebuild ({@link #resync}) copy, region by region, exactly the regions whose
- * generation on a healthy replica is higher than on the target; a region being copied is locked
- * against writes so that a copy never overwrites newer data.
+ * generation on a healthy replica differs from the target's (missed writes, or a write a dead
+ * coordinator left on the target alone); a region being copied is locked against writes so that
+ * a copy never overwrites newer data.
  *
  * <p>Takeover ({@link #reconcileInDoubt}, docs/replication.md): a write goes to every replica at
  * once, so when a coordinator dies its writes in flight may have reached some replicas and not
