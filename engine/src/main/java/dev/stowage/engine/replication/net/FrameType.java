@@ -37,8 +37,9 @@ public enum FrameType {
     /**
      * The regions in doubt, for a coordinator taking the volume over (its epoch raises the
      * replica's first): those whose generation lies above the last completion watermark the
-     * replica heard, or is {@link RegionGenerations#IN_DOUBT}. The response's payload is one u64
-     * region number per region, ascending.
+     * replica heard, or is {@link RegionGenerations#IN_DOUBT}, or that carry a crash mark of an
+     * earlier epoch than the request's. The response's payload is one u64 region number per
+     * region, ascending.
      */
     IN_DOUBT(14);
 
