@@ -1,6 +1,7 @@
 package dev.stowage.engine.cluster;
 
 import dev.stowage.engine.cluster.MetadataStore.Versioned;
+import dev.stowage.engine.storage.DurableFiles;
 
 import java.io.BufferedOutputStream;
 import java.io.DataOutputStream;
@@ -115,17 +116,11 @@ final class SnapshotFile {
             channel.force(true);
         }
         Files.move(temp, dir.resolve(NAME), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        forceDirectory(dir);
+        DurableFiles.fsyncDirectory(dir);
     }
 
     /** Deletes a temporary file left by a crash during {@link #write}. */
     static void deleteLeftovers(Path dir) throws IOException {
         Files.deleteIfExists(dir.resolve(TEMP_NAME));
-    }
-
-    static void forceDirectory(Path dir) throws IOException {
-        try (FileChannel channel = FileChannel.open(dir, StandardOpenOption.READ)) {
-            channel.force(true);
-        }
     }
 }

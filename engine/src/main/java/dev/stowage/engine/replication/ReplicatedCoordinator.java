@@ -35,9 +35,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Takeover ({@link #reconcileInDoubt}, docs/replication.md): a write goes to every replica at
  * once, so when a coordinator dies its writes in flight may have reached some replicas and not
- * others. Writes and flushes tell the replicas the completion watermark ({@link #watermark}); a new
- * coordinator asks each healthy replica for its regions in doubt (above the watermark it heard, or
- * marked in doubt) and rewrites them on every replica from one of them before it serves.
+ * others. Writes and flushes tell the replicas the completion watermark
+ * ({@link CompletionWatermark}); a new coordinator asks each healthy replica for its regions in
+ * doubt (above the watermark it heard, or marked in doubt) and rewrites them on every replica from
+ * one of them before it serves.
  *
  * <p>Fencing: a replica that has seen a newer epoch refuses requests with
  * {@link StaleEpochException}; the coordinator then stops serving for good.
@@ -234,13 +235,13 @@ public final class ReplicatedCoordinator implements Coordinator {
         int length = src.remaining();
         long firstRegion = offset / REGION_SIZE;
         long lastRegion = (offset + Math.max(length, 1) - 1) / REGION_SIZE;
-        long generation = begin();
+        long generation = writes.begin();
         boolean sent = false;
         boolean completed = false;
         try {
             List<Member> targets = writable();
             List<CompletableFuture<Void>> futures = new ArrayList<>(targets.size());
-            long watermark = watermark();
+            long watermark = writes.current();
             sent = true;
             for (Member m : targets) {
                 futures.add(m.endpoint.writeAsync(offset, src.duplicate(), generation, watermark,
@@ -250,28 +251,11 @@ public final class ReplicatedCoordinator implements Coordinator {
             completed = true;
         } finally {
             if (completed || !sent || fenced) {
-                end(generation);
+                writes.end(generation);
             } else {
                 failedWrites.put(generation, new long[] {firstRegion, lastRegion});
             }
         }
-    }
-
-    /** A new write generation, in flight until {@link #end}. */
-    private long begin() {
-        return writes.begin();
-    }
-
-    private void end(long generation) {
-        writes.end(generation);
-    }
-
-    /**
-     * The completion watermark: every write of this coordinator up to this generation completed on
-     * every healthy replica (the replicas that failed it are STALE).
-     */
-    long watermark() {
-        return writes.current();
     }
 
     /**
@@ -289,7 +273,7 @@ public final class ReplicatedCoordinator implements Coordinator {
                 rewriteRegion(r, buffer);
             }
             if (failedWrites.remove(e.getKey()) != null) {
-                end(e.getKey());
+                writes.end(e.getKey());
                 LOG.info("volume {}: regions {}-{} of a write that failed on every replica rewritten alike",
                         volumeId, e.getValue()[0], e.getValue()[1]);
             }
@@ -360,7 +344,7 @@ public final class ReplicatedCoordinator implements Coordinator {
         repairFailedWrites();
         List<Member> targets = writable();
         List<CompletableFuture<Void>> futures = new ArrayList<>(targets.size());
-        long watermark = watermark();
+        long watermark = writes.current();
         for (Member m : targets) {
             futures.add(m.endpoint.flushAsync(watermark));
         }
@@ -419,12 +403,12 @@ public final class ReplicatedCoordinator implements Coordinator {
 
     /** Rewrites a range that failed to read on {@code failed} replicas with the data another one returned. */
     private void repair(List<Member> failed, long offset, ByteBuffer good) {
-        long generation = begin();
+        long generation = writes.begin();
         List<ReentrantReadWriteLock.ReadLock> held = lockRegions(offset, good.remaining());
         try {
             for (Member m : failed) {
                 try {
-                    await(m.endpoint.writeAsync(offset, good.duplicate(), generation, watermark(), false));
+                    await(m.endpoint.writeAsync(offset, good.duplicate(), generation, writes.current(), false));
                     LOG.info("volume {}: repaired {} bytes at {} on node {} from another replica", volumeId,
                             good.remaining(), offset, m.endpoint.nodeId());
                 } catch (IOException e) {
@@ -433,7 +417,7 @@ public final class ReplicatedCoordinator implements Coordinator {
             }
         } finally {
             held.forEach(ReentrantReadWriteLock.ReadLock::unlock);
-            end(generation);
+            writes.end(generation);
         }
     }
 

@@ -625,7 +625,7 @@ public final class FileStoragePool implements StoragePool {
     private void commit(PoolManifest next, List<Layer> newLayers) throws IOException {
         try {
             if (!newLayers.isEmpty()) {
-                PoolManifest.fsyncDirectory(layersDir);
+                DurableFiles.fsyncDirectory(layersDir);
             }
             next.write(dataDir, hook);
         } catch (IOException | RuntimeException e) {

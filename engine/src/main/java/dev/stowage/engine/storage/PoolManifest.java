@@ -151,13 +151,7 @@ final class PoolManifest {
             Files.deleteIfExists(tmp);
             throw e;
         }
-        fsyncDirectory(dir);
-    }
-
-    static void fsyncDirectory(Path dir) throws IOException {
-        try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-            ch.force(true);
-        }
+        DurableFiles.fsyncDirectory(dir);
     }
 
     static PoolManifest read(Path file) throws IOException {

@@ -3,11 +3,8 @@ package dev.stowage.engine.storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.TreeSet;
 
 /**
@@ -23,8 +20,8 @@ import java.util.TreeSet;
  * right after this file is durable, so without it a second crash before the server opened the
  * volume would lose the fact.
  *
- * <p>File format: little-endian u64 region numbers, ascending; replaced atomically (temporary
- * file, fsync, rename, directory fsync). Absent means none.
+ * <p>File format: little-endian u64 region numbers, ascending; replaced atomically
+ * ({@link DurableFiles#replace}). Absent means none.
  *
  * <p>Threading: callers serialise (the pool at open, the replica server under its volume lock).
  */
@@ -45,19 +42,9 @@ final class RecoveredRegions {
             all.add(r);
         }
         regions.forEach(all::add);
-        Path tmp = dir.resolve(layerId + FILE_SUFFIX + ".tmp");
         ByteBuffer b = ByteBuffer.allocate(all.size() * 8).order(ByteOrder.LITTLE_ENDIAN);
         all.forEach(b::putLong);
-        b.flip();
-        try (FileChannel f = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
-            while (b.hasRemaining()) {
-                f.write(b);
-            }
-            f.force(true);
-        }
-        Files.move(tmp, path(dir, layerId), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        PoolManifest.fsyncDirectory(dir);
+        DurableFiles.replace(path(dir, layerId), b.flip());
     }
 
     /** The layer's recovered regions, ascending; empty if none. */
@@ -77,7 +64,7 @@ final class RecoveredRegions {
     /** Forgets the layer's recovered regions (durably: a removal that a crash undoes only repeats work). */
     static void clear(Path dir, String layerId) throws IOException {
         if (Files.deleteIfExists(path(dir, layerId))) {
-            PoolManifest.fsyncDirectory(dir);
+            DurableFiles.fsyncDirectory(dir);
         }
     }
 }

@@ -258,6 +258,34 @@ class ReplicatedCoordinatorTest {
         }
     }
 
+    /**
+     * A write a coordinator of epoch 1 had in flight when it died: the start of {@code at}'s region
+     * is written (pattern {@code seed}) and flushed on every replica, then 4 KiB at {@code at}
+     * (pattern {@code seed + 1}) reaches {@code reached} alone, the others' copies held back (closing
+     * the coordinator after the test releases them).
+     */
+    private void tornWrite(long at, long seed, String reached) throws Exception {
+        Map<String, Gate> gates = new LinkedHashMap<>();
+        ReplicatedCoordinator old = gatedCoordinator(1, gates);
+        write(old, at / REGION * REGION, pattern(4096, seed));
+        old.flush();
+        gates.forEach((node, gate) -> gate.mode = node.equals(reached) ? Gate.Mode.PASS : Gate.Mode.HOLD);
+        byte[] torn = pattern(4096, seed + 1);
+        writeInFlight(old, at, torn);
+        awaitLanded(nodes.stream().filter(n -> n.id.equals(reached)).findFirst().orElseThrow(), at, torn);
+    }
+
+    /** A coordinator of epoch 2 over every replica but {@code absent}'s (its node went away). */
+    private ReplicatedCoordinator takerWithout(String absent) throws Exception {
+        Map<ReplicaEndpoint, State> replicas = new LinkedHashMap<>();
+        for (Node n : nodes) {
+            if (!n.id.equals(absent)) {
+                replicas.put(n.endpoint(2), State.HEALTHY);
+            }
+        }
+        return coordinator(2, replicas);
+    }
+
     /** Starts {@code c}'s write of {@code data} at {@code offset} on a thread of its own, which the test may abandon. */
     private static java.util.concurrent.CompletableFuture<Void> writeInFlight(ReplicatedCoordinator c, long offset,
                                                                             byte[] data) {
@@ -525,67 +553,35 @@ class ReplicatedCoordinatorTest {
 
     @Test
     void aResyncCopiesARegionWhereTheReturningReplicaIsAheadOfItsSource() throws Exception {
-        Map<String, Gate> gates = new LinkedHashMap<>();
-        ReplicatedCoordinator old = gatedCoordinator(1, gates);
-        write(old, 4L * REGION, pattern(4096, 40));
-        old.flush();
-        gates.get("n1").mode = Gate.Mode.HOLD;
-        gates.get("n2").mode = Gate.Mode.HOLD;
-        byte[] torn = pattern(4096, 41);
-        writeInFlight(old, 4L * REGION + 4096, torn); // reaches n3 alone, which then goes away with the node
-        awaitLanded(nodes.get(2), 4L * REGION + 4096, torn);
-
-        Map<ReplicaEndpoint, State> replicas = new LinkedHashMap<>();
-        replicas.put(nodes.get(0).endpoint(2), State.HEALTHY);
-        replicas.put(nodes.get(1).endpoint(2), State.HEALTHY);
-        ReplicatedCoordinator taker = coordinator(2, replicas);
+        tornWrite(4L * REGION + 4096, 40, "n3"); // reaches n3 alone, which then goes away with the node
+        ReplicatedCoordinator taker = takerWithout("n3");
         assertEquals(0, taker.reconcileInDoubt(), "the write never reached n1 or n2");
         // n3 returns. Its region 4 carries the torn write's generation, above n1's: "older on the
         // source" must not read as "nothing to copy".
         taker.resync(nodes.get(2).endpoint(2), 0);
         assertReplicasAgree(0, 8 * REGION);
-        gates.values().forEach(Gate::release);
     }
 
     @Test
     void aWriteLeftOnACrashedReplicaAloneIsCopiedOverByItsResync() throws Exception {
-        Map<String, Gate> gates = new LinkedHashMap<>();
-        ReplicatedCoordinator old = gatedCoordinator(1, gates);
-        write(old, 2L * REGION, pattern(4096, 50));
-        old.flush(); // region 2's generation is durable on every replica
-        gates.get("n2").mode = Gate.Mode.HOLD;
-        gates.get("n3").mode = Gate.Mode.HOLD;
-        byte[] torn = pattern(4096, 51);
-        writeInFlight(old, 2L * REGION + 8192, torn); // n1's own replica takes it; then n1 crashes
+        // Region 2's generation is durable on every replica; then n1's own replica alone takes the
+        // torn write, and n1 crashes.
+        tornWrite(2L * REGION + 8192, 50, "n1");
         Node n1 = nodes.get(0);
-        awaitLanded(n1, 2L * REGION + 8192, torn);
-
         n1.crashAndRestart(); // the data is in the page cache, the write's region generation only in memory
 
-        Map<ReplicaEndpoint, State> replicas = new LinkedHashMap<>();
-        replicas.put(nodes.get(1).endpoint(2), State.HEALTHY);
-        replicas.put(nodes.get(2).endpoint(2), State.HEALTHY);
-        ReplicatedCoordinator taker = coordinator(2, replicas);
+        ReplicatedCoordinator taker = takerWithout("n1");
         assertEquals(0, taker.reconcileInDoubt());
         // n1's generation for region 2 equals n2's, yet n1 holds the torn write: the crash left the
         // region in doubt, and the resync copies it.
         assertEquals(REGION, taker.resync(n1.endpoint(2), 0));
         assertReplicasAgree(0, 8 * REGION);
-        gates.values().forEach(Gate::release);
     }
 
     @Test
     void aSettledRegionKeepsTheGenerationOfAWriteLeftOnItAloneThroughACrash() throws Exception {
-        Map<String, Gate> gates = new LinkedHashMap<>();
-        ReplicatedCoordinator old = gatedCoordinator(1, gates);
-        write(old, 2L * REGION, pattern(4096, 55));
-        old.flush();
-        gates.get("n2").mode = Gate.Mode.HOLD;
-        gates.get("n3").mode = Gate.Mode.HOLD;
-        byte[] torn = pattern(4096, 56);
-        writeInFlight(old, 2L * REGION + 8192, torn); // n1 alone takes it; its coordinator dies
+        tornWrite(2L * REGION + 8192, 55, "n1"); // n1 alone takes it; its coordinator dies
         Node n1 = nodes.get(0);
-        awaitLanded(n1, 2L * REGION + 8192, torn);
         for (int i = 0; i < 3; i++) {
             n1.pool.settle(); // with nobody flushing, the settler clears the region's unsettled mark
         }
@@ -593,10 +589,7 @@ class ReplicatedCoordinatorTest {
         assertArrayEquals(new long[0], n1.pool.open(VOLUME).orElseThrow().regionsRecoveredAfterCrash(),
                 "the region was settled before the crash: recovery does not name it");
 
-        Map<ReplicaEndpoint, State> replicas = new LinkedHashMap<>();
-        replicas.put(nodes.get(1).endpoint(2), State.HEALTHY);
-        replicas.put(nodes.get(2).endpoint(2), State.HEALTHY);
-        ReplicatedCoordinator taker = coordinator(2, replicas);
+        ReplicatedCoordinator taker = takerWithout("n1");
         taker.reconcileInDoubt();
         // The settle round persisted the torn write's generation before it cleared the mark: n1's
         // region 2 is ahead of the others, and the resync copies it.
@@ -606,16 +599,8 @@ class ReplicatedCoordinatorTest {
 
     @Test
     void aWriteLeftOnAReplicaAloneSurvivesACleanRestartOfItsServerAsDoubt() throws Exception {
-        Map<String, Gate> gates = new LinkedHashMap<>();
-        ReplicatedCoordinator old = gatedCoordinator(1, gates);
-        write(old, 7L * REGION, pattern(4096, 57));
-        old.flush();
-        gates.get("n2").mode = Gate.Mode.HOLD;
-        gates.get("n3").mode = Gate.Mode.HOLD;
-        byte[] torn = pattern(4096, 58);
-        writeInFlight(old, 7L * REGION + 4096, torn); // n1 alone takes it; its coordinator dies
+        tornWrite(7L * REGION + 4096, 57, "n1"); // n1 alone takes it; its coordinator dies
         Node n1 = nodes.get(0);
-        awaitLanded(n1, 7L * REGION + 4096, torn);
         n1.stop(); // a clean restart of n1's replica server (an upgrade, say) before the next attach
         n1.start();
 

@@ -1,13 +1,11 @@
 package dev.stowage.engine.replication.net;
 
+import dev.stowage.engine.storage.DurableFiles;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.zip.CRC32C;
 
 /**
@@ -26,12 +24,10 @@ public final class EpochFile {
     private static final int BYTES = 12;
 
     private final Path path;
-    private final Path temp;
     private volatile long current;
 
     private EpochFile(Path path, long current) {
         this.path = path;
-        this.temp = path.resolveSibling(path.getFileName() + ".tmp");
         this.current = current;
     }
 
@@ -39,7 +35,7 @@ public final class EpochFile {
     public static EpochFile open(Path replicationDir, String volumeId) throws IOException {
         Files.createDirectories(replicationDir);
         Path p = replicationDir.resolve(volumeId + ".epoch");
-        Files.deleteIfExists(p.resolveSibling(p.getFileName() + ".tmp"));
+        Files.deleteIfExists(DurableFiles.temporaryOf(p));
         byte[] b;
         try {
             b = Files.readAllBytes(p);
@@ -75,16 +71,7 @@ public final class EpochFile {
             return current;
         }
         ByteBuffer bb = ByteBuffer.allocate(BYTES);
-        bb.putLong(epoch).putInt(crcOf(epoch)).flip();
-        try (FileChannel ch = FileChannel.open(temp, StandardOpenOption.CREATE,
-                StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
-            while (bb.hasRemaining()) {
-                ch.write(bb);
-            }
-            ch.force(true);
-        }
-        Files.move(temp, path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        fsyncDirectory(path.getParent());
+        DurableFiles.replace(path, bb.putLong(epoch).putInt(crcOf(epoch)).flip());
         current = epoch;
         return epoch;
     }
@@ -93,11 +80,5 @@ public final class EpochFile {
         CRC32C c = new CRC32C();
         c.update(ByteBuffer.allocate(8).putLong(0, epoch));
         return (int) c.getValue();
-    }
-
-    static void fsyncDirectory(Path dir) throws IOException {
-        try (FileChannel ch = FileChannel.open(dir, StandardOpenOption.READ)) {
-            ch.force(true);
-        }
     }
 }

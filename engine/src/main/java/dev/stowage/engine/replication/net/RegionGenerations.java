@@ -1,5 +1,6 @@
 package dev.stowage.engine.replication.net;
 
+import dev.stowage.engine.storage.DurableFiles;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteOrder;
@@ -101,7 +102,7 @@ public final class RegionGenerations implements Closeable {
         FileChannel ch = FileChannel.open(p, StandardOpenOption.CREATE, StandardOpenOption.READ,
                 StandardOpenOption.WRITE);
         if (!existed) {
-            EpochFile.fsyncDirectory(replicationDir);
+            DurableFiles.fsyncDirectory(replicationDir);
         }
         try {
             return new RegionGenerations(p, ch, doubtPath(replicationDir, volumeId));
@@ -178,20 +179,9 @@ public final class RegionGenerations implements Closeable {
     }
 
     private void writeDoubt() throws IOException {
-        Path tmp = doubtPath.resolveSibling(doubtPath.getFileName() + ".tmp");
         java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(doubt.size() * 16).order(ByteOrder.LITTLE_ENDIAN);
         doubt.forEach((r, e) -> b.putLong(r).putLong(e));
-        b.flip();
-        try (FileChannel f = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                StandardOpenOption.TRUNCATE_EXISTING)) {
-            while (b.hasRemaining()) {
-                f.write(b);
-            }
-            f.force(true);
-        }
-        Files.move(tmp, doubtPath, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
-                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
-        EpochFile.fsyncDirectory(doubtPath.getParent());
+        DurableFiles.replace(doubtPath, b.flip());
         doubtCleared = false;
     }
 

@@ -1,5 +1,6 @@
 package dev.stowage.engine.replication.net;
 
+import dev.stowage.engine.storage.DurableFiles;
 import dev.stowage.engine.storage.ReplicaStore;
 import dev.stowage.engine.storage.StoragePool;
 import io.netty.bootstrap.ServerBootstrap;
@@ -311,7 +312,7 @@ public final class ReplicaServer implements AutoCloseable {
             any |= Files.deleteIfExists(replicationDir.resolve(volumeId + suffix));
         }
         if (any) {
-            EpochFile.fsyncDirectory(replicationDir);
+            DurableFiles.fsyncDirectory(replicationDir);
         }
     }
 

@@ -86,10 +86,6 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
         generations.persist((java.util.Map<Long, Long>) view);
     }
 
-    /** Stops taking part in the store's settle rounds; the generations are closed next. */
-    private void detach() {
-        store.settleListener(null);
-    }
 
     /**
      * Admits a request carrying {@code requestEpoch}: raises the persisted epoch first (durably)
@@ -162,7 +158,7 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
 
     /** Closes the region generations (the volume went, or see {@link #shutdown}). */
     void close() throws IOException {
-        detach();
+        store.settleListener(null); // no more settle rounds through the closed generations
         generations.close();
     }
 
