@@ -56,12 +56,16 @@ final class Layer implements Closeable {
     final UnsettledRegions unsettled;
     private final Path path;
     private final FileChannel file;
+    /** {@code file}'s descriptor number for {@link PageCacheAdvice}, or -1. */
+    private final int fd;
     /** The same file opened with O_DIRECT, for bulk writes; opened on the first one. */
     private volatile FileChannel directFile;
     /** Set when the file system refused O_DIRECT: bulk writes then go through the page cache. */
     private volatile boolean directUnsupported;
     /** Data-file read calls, so tests can prove that unwritten ranges cost no I/O. */
     private final LongAdder dataReads = new LongAdder();
+    /** Writebacks started by {@link #startWriteback} that the kernel took, for tests. */
+    private final LongAdder writebacksStarted = new LongAdder();
 
     private Layer(String id, Layer parent, Path path, FileChannel file, UnsettledRegions unsettled)
             throws IOException {
@@ -69,6 +73,7 @@ final class Layer implements Closeable {
         this.parent = parent;
         this.path = path;
         this.file = file;
+        this.fd = PageCacheAdvice.descriptor(file);
         this.table = new ChecksumTable(path, file);
         this.unsettled = unsettled;
     }
@@ -111,6 +116,10 @@ final class Layer implements Closeable {
 
     long dataReads() {
         return dataReads.sum();
+    }
+
+    long writebacksStarted() {
+        return writebacksStarted.sum();
     }
 
     /**
@@ -182,6 +191,18 @@ final class Layer implements Closeable {
         long pos = DATA_OFFSET + position;
         while (src.hasRemaining()) {
             pos += d.write(src, pos);
+        }
+    }
+
+    /**
+     * Starts writing back the data written at {@code position} (of {@code length} bytes) without
+     * waiting: a flush that follows soon then finds it on its way to the disk instead of starting
+     * it. Costs a few microseconds of the caller's time, so only for writes a flush is expected
+     * to follow (see {@link LayeredReplicaStore#EAGER_WRITEBACK_WRITES}).
+     */
+    void startWriteback(long position, long length) {
+        if (PageCacheAdvice.startWriteback(fd, DATA_OFFSET + position, length)) {
+            writebacksStarted.increment();
         }
     }
 

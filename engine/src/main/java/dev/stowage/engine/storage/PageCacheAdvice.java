@@ -10,8 +10,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * posix_fadvise for the layer files, whose page cache must hold small folios only, and madvise
- * to drop the private copies of checksum table pages once they are written back.
+ * posix_fadvise for the layer files, whose page cache must hold small folios only; madvise to
+ * drop the private copies of checksum table pages once they are written back; sync_file_range to
+ * start the writeback of a write that a flush will soon wait for.
  *
  * <p>Why: ext4 walks every 4 KiB buffer of a page-cache folio on each write into it, so a 4 KiB
  * write into a 2 MiB folio costs 512 steps. Readahead builds large folios: after a cold sequential
@@ -27,12 +28,15 @@ final class PageCacheAdvice {
     static final int POSIX_FADV_RANDOM = 1;
     static final int POSIX_FADV_DONTNEED = 4;
     static final int MADV_DONTNEED = 4;
+    static final int SYNC_FILE_RANGE_WRITE = 2;
 
     /** The libc calls this needs; public only because jnr-ffi implements it in another loader. */
     public interface Libc {
         int posix_fadvise(int fd, long offset, long len, int advice);
 
         int madvise(long address, long length, int advice);
+
+        int sync_file_range(int fd, long offset, long nbytes, int flags);
     }
 
     private static final Libc LIBC;
@@ -100,16 +104,33 @@ final class PageCacheAdvice {
         }
     }
 
-    private static boolean advise(FileChannel channel, long offset, long length, int advice) {
+    /**
+     * Starts writing back the dirty pages of a range without waiting for them (pages already being
+     * written back are skipped, not waited for). {@code fd} is from {@link #descriptor}; returns
+     * whether the kernel took the call.
+     */
+    static boolean startWriteback(int fd, long offset, long length) {
+        return fd >= 0 && LIBC != null && LIBC.sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE) == 0;
+    }
+
+    /**
+     * The descriptor number of an open {@link FileChannel}, valid while it stays open, or -1 where
+     * it cannot be reached (then every call here that takes one does nothing).
+     */
+    static int descriptor(FileChannel channel) {
         if (LIBC == null || !channel.getClass().getName().equals("sun.nio.ch.FileChannelImpl")) {
-            return false;
+            return -1;
         }
         try {
             Object descriptor = GET_OBJECT.invoke(SunUnsafe.INSTANCE, channel, CHANNEL_FD_OFFSET);
-            int fd = (int) GET_INT.invoke(SunUnsafe.INSTANCE, descriptor, DESCRIPTOR_FD_OFFSET);
-            return fd >= 0 && LIBC.posix_fadvise(fd, offset, length, advice) == 0;
+            return (int) GET_INT.invoke(SunUnsafe.INSTANCE, descriptor, DESCRIPTOR_FD_OFFSET);
         } catch (ReflectiveOperationException | RuntimeException e) {
-            return false;
+            return -1;
         }
+    }
+
+    private static boolean advise(FileChannel channel, long offset, long length, int advice) {
+        int fd = descriptor(channel);
+        return fd >= 0 && LIBC.posix_fadvise(fd, offset, length, advice) == 0;
     }
 }
