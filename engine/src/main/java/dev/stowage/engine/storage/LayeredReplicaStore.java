@@ -3,6 +3,7 @@ package dev.stowage.engine.storage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.StampedLock;
 import java.util.zip.CRC32C;
@@ -62,7 +63,13 @@ public final class LayeredReplicaStore implements ReplicaStore {
     private static final class Scratch {
         final ByteBuffer block = ByteBuffer.allocateDirect(BLOCK_SIZE);
         final CRC32C crc = new CRC32C();
+        /** Per block of an aligned run: a zero block that is not stored. */
+        final boolean[] skip = new boolean[MAX_RUN_BLOCKS];
     }
+
+    /** The crc32c of a 4 KiB block of zeros. */
+    private static final int ZERO_BLOCK_CRC =
+            ChecksumTable.blockCrc(ByteBuffer.allocate(BLOCK_SIZE), 0, new CRC32C());
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
@@ -77,6 +84,7 @@ public final class LayeredReplicaStore implements ReplicaStore {
     private volatile String closedReason;
     /** Writes since the last flush began, counted up to {@link #EAGER_WRITEBACK_WRITES} only. */
     private final AtomicInteger writesSinceFlush = new AtomicInteger(EAGER_WRITEBACK_WRITES);
+    private final LongAdder zeroBlocksSkipped = new LongAdder();
 
     LayeredReplicaStore(String volumeId, Layer head, long sizeBytes, Resizer resizer) {
         this.volumeId = volumeId;
@@ -295,30 +303,80 @@ public final class LayeredReplicaStore implements ReplicaStore {
         }
     }
 
-    /** Whole blocks: checksums computed in place, table entries first, then one positional write. */
+    /**
+     * Whole blocks: checksums computed in place, table entries first, then one positional write per
+     * run of blocks to store. A block of zeros that no layer holds is not stored: it reads as zeros
+     * already, and a volume stays thin when zeros are written over its unwritten ranges (a
+     * resync, rebuild or takeover rewrite copies whole regions, zeros included). Its checksum is
+     * computed anyway, so the test costs a compare, and a scan only for blocks whose crc is the
+     * zero block's.
+     */
     private void writeAlignedRun(Layer h, long b, int blocks, ByteBuffer src, Scratch s, boolean direct)
             throws IOException {
         lockRange(b, blocks);
         try {
             int start = src.position();
+            boolean[] skip = s.skip;
+            int skipped = 0;
             for (int j = 0; j < blocks; j++) {
                 int crc = crc(src, start + (j << SHIFT), s);
-                h.table.put(b + j, ChecksumTable.encode(crc, h.table.get(b + j)));
+                skip[j] = crc == ZERO_BLOCK_CRC && heldNowhere(h, b + j) && ChecksumTable.isZeroBlock(src, start + (j << SHIFT));
+                if (skip[j]) {
+                    skipped++;
+                } else {
+                    h.table.put(b + j, ChecksumTable.encode(crc, h.table.get(b + j)));
+                }
             }
             int limit = src.limit();
-            src.limit(start + (blocks << SHIFT));
             try {
-                if (direct) {
-                    h.writeDataDirect(src, b << SHIFT);
+                if (skipped == 0) {
+                    src.limit(start + (blocks << SHIFT));
+                    writeData(h, src, b, direct);
                 } else {
-                    h.writeData(src, b << SHIFT);
+                    zeroBlocksSkipped.add(skipped);
+                    for (int j = 0; j < blocks; ) {
+                        if (skip[j]) {
+                            j++;
+                            continue;
+                        }
+                        int end = j;
+                        while (end < blocks && !skip[end]) {
+                            end++;
+                        }
+                        src.limit(start + (end << SHIFT)).position(start + (j << SHIFT));
+                        writeData(h, src, b + j, direct);
+                        j = end;
+                    }
                 }
             } finally {
-                src.limit(limit);
+                src.limit(limit).position(start + (blocks << SHIFT));
             }
         } finally {
             unlockRange(b, blocks);
         }
+    }
+
+    private static void writeData(Layer h, ByteBuffer src, long block, boolean direct) throws IOException {
+        if (direct) {
+            h.writeDataDirect(src, block << SHIFT);
+        } else {
+            h.writeData(src, block << SHIFT);
+        }
+    }
+
+    /** Whether no layer from {@code h} down holds block {@code b} (it reads as zeros without I/O). */
+    private static boolean heldNowhere(Layer h, long b) throws IOException {
+        for (Layer l = h; l != null; l = l.parent) {
+            if (ChecksumTable.present(l.table.get(b))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Zero blocks that writes left unstored, because no layer held them (see {@link #writeAlignedRun}). */
+    long zeroBlocksSkipped() {
+        return zeroBlocksSkipped.sum();
     }
 
     /** Part of one block: read-modify-write under the block's stripe. */

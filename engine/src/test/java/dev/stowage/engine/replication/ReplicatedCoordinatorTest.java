@@ -500,6 +500,8 @@ class ReplicatedCoordinatorTest {
         nodes.add(fresh);
         long copied = c.resync(fresh.endpoint(1), 64L << 20);
         assertEquals(REGION, copied, "a thin volume rebuilds only what was ever written");
+        long allocated = fresh.pool.open(VOLUME).orElseThrow().allocatedBytes();
+        assertTrue(allocated < 64 * 1024, "the copied region's zeros take no space on the new replica: " + allocated);
         assertEquals(List.of("n4 50"), health.progress, "progress is reported while the rebuild runs");
         write(c, 3L * REGION, pattern(4096, 8));
         c.flush();

@@ -63,6 +63,42 @@ class ThinPoolAndValidationTest extends PoolTestBase {
     }
 
     @Test
+    void zerosWrittenWhereNoLayerHoldsDataAllocateNothingAndZerosOverDataAreStored() throws IOException {
+        LayeredReplicaStore vol = (LayeredReplicaStore) pool.create("z", 64 * MIB);
+        write(vol, 0, new byte[(int) MIB]); // a whole region of zeros, as a resync copies one
+        vol.flush();
+        assertTrue(vol.allocatedBytes() < 64 * 1024, "zeros over nothing: " + vol.allocatedBytes());
+        assertEquals(MIB / BS, vol.zeroBlocksSkipped());
+        assertArrayEquals(new byte[(int) MIB], read(vol, 0, (int) MIB));
+
+        // data, zeros, data in one write: the two data blocks are stored, the zeros between are not
+        byte[] mixed = new byte[3 * BS];
+        System.arraycopy(pattern(1, BS), 0, mixed, 0, BS);
+        System.arraycopy(pattern(2, BS), 0, mixed, 2 * BS, BS);
+        write(vol, 8 * MIB, mixed);
+        vol.flush();
+        assertArrayEquals(mixed, read(vol, 8 * MIB, 3 * BS));
+        assertEquals(MIB / BS + 1, vol.zeroBlocksSkipped());
+        long afterMixed = vol.allocatedBytes();
+        assertTrue(afterMixed >= 2 * BS && afterMixed < 2 * BS + 64 * 1024, "two blocks and a table page: " + afterMixed);
+
+        // zeros over the volume's own data, and over data a snapshot layer below holds, must be stored
+        write(vol, 16 * MIB, pattern(3, BS));
+        pool.snapshot("z", "before-zeros");
+        write(vol, 8 * MIB, new byte[BS]);
+        write(vol, 16 * MIB, new byte[BS]);
+        assertEquals(MIB / BS + 1, vol.zeroBlocksSkipped(), "nothing skipped over held blocks");
+        assertArrayEquals(new byte[BS], read(vol, 8 * MIB, BS));
+        assertArrayEquals(new byte[BS], read(vol, 16 * MIB, BS));
+        reopen();
+        ReplicaStore again = pool.open("z").orElseThrow();
+        assertArrayEquals(new byte[(int) MIB], read(again, 0, (int) MIB));
+        assertArrayEquals(new byte[BS], read(again, 8 * MIB, BS));
+        assertArrayEquals(pattern(2, BS), read(again, 8 * MIB + 2 * BS, BS));
+        assertArrayEquals(new byte[BS], read(again, 16 * MIB, BS));
+    }
+
+    @Test
     void unwrittenRangesAreReadWithoutTouchingTheDataFile() throws IOException {
         ReplicaStore vol = pool.create("big", TIB);
         write(vol, 7 * BS, pattern(1, BS));
