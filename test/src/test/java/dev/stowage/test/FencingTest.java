@@ -93,13 +93,7 @@ class FencingTest {
         System.out.printf("fencing: %d flushes on n4 before SIGSTOP, attached on n1 %d ms after SIGSTOP, old writer"
                         + " failed %d ms after SIGCONT with %s; n4 log: %s%n", workload.flushes(), takeover.toMillis(),
                 fencedAfter.toMillis(), workload.failure(), fenceLines);
-        try (CsiClient c = cluster.csi("n1")) {
-            Csi.VolumeCondition condition = c.controller().controllerGetVolume(
-                    Csi.ControllerGetVolumeRequest.newBuilder().setVolumeId(volumeId).build()).getStatus()
-                    .getVolumeCondition();
-            assertFalse(condition.getAbnormal(), "a fenced coordinator must not change the volume's record,"
-                    + " but the replica states now say: " + condition.getMessage());
-        }
+        assertConditionNormal(volumeId, "a fenced coordinator must not change the volume's record");
     }
 
     /**
@@ -197,13 +191,17 @@ class FencingTest {
                     + " volume's record: healthy after the cut " + healthyAfterCut + ", now " + atEnd.replicas());
         }
         if (healthyAfterCut.size() == 3) {
-            try (CsiClient c = cluster.csi("n1")) {
-                Csi.VolumeCondition condition = c.controller().controllerGetVolume(
-                        Csi.ControllerGetVolumeRequest.newBuilder().setVolumeId(volumeId).build()).getStatus()
-                        .getVolumeCondition();
-                assertFalse(condition.getAbnormal(), "the old coordinator must not change the volume's record,"
-                        + " but the replica states now say: " + condition.getMessage());
-            }
+            assertConditionNormal(volumeId, "the old coordinator must not change the volume's record");
+        }
+    }
+
+    /** ControllerGetVolume on n1 reports {@code volumeId}'s condition as normal. */
+    private void assertConditionNormal(String volumeId, String why) {
+        try (CsiClient c = cluster.csi("n1")) {
+            Csi.VolumeCondition condition = c.controller().controllerGetVolume(
+                    Csi.ControllerGetVolumeRequest.newBuilder().setVolumeId(volumeId).build()).getStatus()
+                    .getVolumeCondition();
+            assertFalse(condition.getAbnormal(), why + ", but the replica states now say: " + condition.getMessage());
         }
     }
 

@@ -423,8 +423,8 @@ public final class ReplicatedCoordinator implements Coordinator {
 
     /**
      * Brings {@code target}'s replica up to date from a healthy one, online: marks it REBUILDING (so it
-     * receives new writes), copies every region whose generation is higher on the source, flushes it and
-     * marks it HEALTHY. Returns the bytes copied. {@code bandwidth} caps the copy (0: none).
+     * receives new writes), copies every region whose generation on the source differs from the
+     * target's, flushes it and marks it HEALTHY. Returns the bytes copied. {@code bandwidth} caps the copy (0: none).
      */
     public long resync(ReplicaEndpoint target, long bandwidthBytesPerSecond) throws IOException {
         return resync(target, bandwidthBytesPerSecond, false);

@@ -296,7 +296,7 @@ public final class LayeredReplicaStore implements ReplicaStore {
             }
             if (!direct && length > 0 && writesSinceFlush.get() < EAGER_WRITEBACK_WRITES) {
                 writesSinceFlush.incrementAndGet();
-                h.startWriteback(offset & -BLOCK_SIZE, ((offset + length + BLOCK_SIZE - 1) & -BLOCK_SIZE) - (offset & -BLOCK_SIZE));
+                h.startWriteback(offset, length); // the kernel widens the range to whole pages
             }
         } finally {
             structure.unlockRead(stamp);
@@ -331,7 +331,7 @@ public final class LayeredReplicaStore implements ReplicaStore {
             try {
                 if (skipped == 0) {
                     src.limit(start + (blocks << SHIFT));
-                    writeData(h, src, b, direct);
+                    storeRun(h, src, b, direct);
                 } else {
                     zeroBlocksSkipped.add(skipped);
                     for (int j = 0; j < blocks; ) {
@@ -344,7 +344,7 @@ public final class LayeredReplicaStore implements ReplicaStore {
                             end++;
                         }
                         src.limit(start + (end << SHIFT)).position(start + (j << SHIFT));
-                        writeData(h, src, b + j, direct);
+                        storeRun(h, src, b + j, direct);
                         j = end;
                     }
                 }
@@ -356,7 +356,8 @@ public final class LayeredReplicaStore implements ReplicaStore {
         }
     }
 
-    private static void writeData(Layer h, ByteBuffer src, long block, boolean direct) throws IOException {
+    /** Writes {@code src} at block {@code block} of the head layer, past the page cache when {@code direct}. */
+    private static void storeRun(Layer h, ByteBuffer src, long block, boolean direct) throws IOException {
         if (direct) {
             h.writeDataDirect(src, block << SHIFT);
         } else {
