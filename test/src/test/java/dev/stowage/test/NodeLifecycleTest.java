@@ -104,6 +104,72 @@ class NodeLifecycleTest {
         }
     }
 
+    /**
+     * After a kill -9 the staged and published mounts point at a dead FUSE connection. The calls an
+     * orchestrator then makes (unpublish and unstage the old pod's volume, stage and publish it for
+     * the new one) must succeed on the restarted node, leave no mount or loop device of the dead
+     * one behind, and give back the data.
+     */
+    @Test
+    void afterAKill9UnpublishUnstageAndStagingAgainWork() throws Exception {
+        Csi.VolumeCapability cap = mount("ext4");
+        Path staging = dir.resolve("staging");
+        Path target = dir.resolve("pod-1/volume");
+        String id = stageWriteAndKill(staging, target, cap);
+        try (CsiClient csi = new CsiClient(socket)) {
+            unpublish(csi, id, target);
+            unstage(csi, id, staging);
+            assertEquals(List.of(), HostCleanup.mountsUnder(dir), "mounts left of the dead node's volume");
+            assertEquals(List.of(), HostCleanup.loopsUnder(data), "loop devices left of the dead node's volume");
+
+            Path target2 = dir.resolve("pod-2/volume");
+            stage(csi, id, staging, cap);
+            publish(csi, id, staging, target2, cap);
+            assertEquals("written before the kill", Files.readString(target2.resolve("kept.txt")));
+            unpublish(csi, id, target2);
+            unstage(csi, id, staging);
+            assertEquals(List.of(), HostCleanup.mountsUnder(dir));
+            assertEquals(List.of(), HostCleanup.loopsUnder(data));
+        }
+    }
+
+    /**
+     * Creates a volume, stages it at {@code staging}, publishes it at {@code target}, writes and
+     * fsyncs kept.txt, kills the node with SIGKILL and starts it again; returns the volume id.
+     */
+    private String stageWriteAndKill(Path staging, Path target, Csi.VolumeCapability cap) throws Exception {
+        String id;
+        try (CsiClient csi = new CsiClient(socket)) {
+            id = create(csi, "survivor", 128L << 20, cap);
+            csi.controller().controllerPublishVolume(Csi.ControllerPublishVolumeRequest.newBuilder()
+                    .setVolumeId(id).setNodeId(NODE).setVolumeCapability(cap).build());
+            stage(csi, id, staging, cap);
+            publish(csi, id, staging, target, cap);
+            Path file = target.resolve("kept.txt");
+            Files.writeString(file, "written before the kill");
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file,
+                    java.nio.file.StandardOpenOption.WRITE)) {
+                ch.force(true); // ext4 commits the file's journal entry: it survives the kill
+            }
+        }
+        assertEquals(1, HostCleanup.loopsUnder(data).size(), "one loop device for the staged volume");
+        node.kill9();
+        node = new StowageNode(data, socket, logs.resolve("node-after-kill.log"), List.of("--node-id", NODE))
+                .start(Duration.ofMinutes(3));
+        return id;
+    }
+
+    private void unpublish(CsiClient csi, String id, Path target) {
+        csi.node().nodeUnpublishVolume(Csi.NodeUnpublishVolumeRequest.newBuilder().setVolumeId(id)
+                .setTargetPath(target.toString()).build());
+    }
+
+    private void publish(CsiClient csi, String id, Path staging, Path target, Csi.VolumeCapability cap) {
+        csi.node().nodePublishVolume(Csi.NodePublishVolumeRequest.newBuilder().setVolumeId(id)
+                .setStagingTargetPath(staging.toString()).setTargetPath(target.toString())
+                .setVolumeCapability(cap).build());
+    }
+
     @Test
     void failedCreateAndStageLeaveNothingBehind() throws Exception {
         Path staging = dir.resolve("staging");

@@ -129,7 +129,11 @@ public final class FuseFrontend implements Frontend {
         }
     }
 
-    /** Detaches loop devices on the mount point, aborts and lazily unmounts a dead mount, deletes the file. */
+    /**
+     * Detaches loop devices on the mount point (one still in use is left for the kernel to detach
+     * when it is let go, see {@link LoopDevice#detachAll}), aborts and lazily unmounts a dead mount,
+     * deletes the file. The mount point is then free for a new export, whatever old mounts still use.
+     */
     private static void removeLeftovers(String volumeId, Path mountpoint) throws IOException {
         boolean found = false;
         if (!LoopDevice.devicesBackedBy(mountpoint).isEmpty()) {

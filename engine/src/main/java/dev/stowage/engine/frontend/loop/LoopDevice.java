@@ -119,13 +119,36 @@ public final class LoopDevice {
     /**
      * Detaches every loop device backed by {@code file}; for a file on a dead FUSE mount too,
      * since the devices are found through the kernel's record of the path, not by stat.
+     *
+     * <p>A device still in use (after a crash: the file system an orchestrator staged on it is
+     * mounted until it unstages the volume) cannot go now. The kernel then marks it to detach itself
+     * when its last user lets go (autoclear), and it is not waited for: the file system on it already
+     * fails every I/O, and waiting would only hold up the caller (a restarting node took 10 s per
+     * such volume). Returns the devices left to the kernel that way.
      */
-    public static void detachAll(Path file) throws IOException {
+    public static List<Path> detachAll(Path file) throws IOException {
+        List<Path> deferred = new ArrayList<>();
         for (Path device : devicesBackedBy(file)) {
             Tool.run(TIMEOUT, List.of("losetup", "-d", device.toString()));
-            log.info("detached stale loop device {} from {}", device, file);
-            awaitReleased(device, file);
+            if (detachDeferred(device, file)) {
+                log.info("stale loop device {} on {} is still in use (a file system mounted on it?):"
+                        + " the kernel detaches it when its last user lets go", device, file);
+                deferred.add(device);
+            } else {
+                log.info("detached stale loop device {} from {}", device, file);
+                awaitReleased(device, file);
+            }
         }
+        return deferred;
+    }
+
+    /** Whether {@code losetup -d} left {@code device} bound to {@code file} with autoclear set, as it does to a device in use. */
+    private static boolean detachDeferred(Path device, Path file) {
+        Path sys = Path.of("/sys/block", device.getFileName().toString(), "loop");
+        String backing = readQuietly(sys.resolve("backing_file"));
+        String autoclear = readQuietly(sys.resolve("autoclear"));
+        return backing != null && backing.strip().startsWith(file.toAbsolutePath().normalize().toString())
+                && autoclear != null && autoclear.strip().equals("1");
     }
 
     private static void awaitReleased(Path device, Path file) throws IOException {
