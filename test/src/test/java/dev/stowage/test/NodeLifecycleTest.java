@@ -134,6 +134,36 @@ class NodeLifecycleTest {
     }
 
     /**
+     * An orchestrator that stages again without unstaging (kubelet does after its own restart) must
+     * not be told "already staged" about the dead node's mount: the staging path then serves the
+     * live device, and the new pod's publication reads and writes the volume.
+     */
+    @Test
+    void afterAKill9StagingAgainReplacesTheDeadMount() throws Exception {
+        Csi.VolumeCapability cap = mount("ext4");
+        Path staging = dir.resolve("staging");
+        Path target = dir.resolve("pod-1/volume");
+        String id = stageWriteAndKill(staging, target, cap);
+        try (CsiClient csi = new CsiClient(socket)) {
+            stage(csi, id, staging, cap);
+            assertEquals("written before the kill", Files.readString(staging.resolve("kept.txt")));
+            Path target2 = dir.resolve("pod-2/volume");
+            publish(csi, id, staging, target2, cap);
+            Files.writeString(target2.resolve("after.txt"), "written after the restart");
+            assertEquals("written before the kill", Files.readString(target2.resolve("kept.txt")));
+
+            unpublish(csi, id, target);
+            unpublish(csi, id, target2);
+            unstage(csi, id, staging);
+            assertEquals(List.of(), HostCleanup.mountsUnder(dir), "mounts left of the dead node's volume");
+            assertEquals(List.of(), HostCleanup.loopsUnder(data), "loop devices left of the dead node's volume");
+            stage(csi, id, staging, cap);
+            assertEquals("written after the restart", Files.readString(staging.resolve("after.txt")));
+            unstage(csi, id, staging);
+        }
+    }
+
+    /**
      * Creates a volume, stages it at {@code staging}, publishes it at {@code target}, writes and
      * fsyncs kept.txt, kills the node with SIGKILL and starts it again; returns the volume id.
      */

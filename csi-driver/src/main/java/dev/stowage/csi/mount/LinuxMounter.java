@@ -75,6 +75,39 @@ public final class LinuxMounter implements Mounter {
         }
     }
 
+    @Override
+    public boolean isMountOf(Path path, Path device) {
+        String wanted;
+        Path real;
+        try {
+            wanted = deviceNumber((long) Files.getAttribute(device, "unix:rdev"));
+            real = path.toRealPath();
+        } catch (NoSuchFileException e) {
+            return false;
+        } catch (IOException | UnsupportedOperationException e) {
+            throw new MountException("cannot stat " + device + " or " + path + ": " + e.getMessage(), e);
+        }
+        try {
+            for (String line : Files.readAllLines(mountInfo, StandardCharsets.UTF_8)) {
+                String mountPoint = mountPointOf(line);
+                String[] fields = line.split(" ");
+                if (mountPoint != null && Path.of(mountPoint).equals(real) && fields[2].equals(wanted)) {
+                    return true;
+                }
+            }
+            return false;
+        } catch (IOException e) {
+            throw new MountException("cannot read " + mountInfo + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** "major:minor" of a device number as stat's st_rdev holds it (glibc's encoding), as mountinfo writes it. */
+    static String deviceNumber(long rdev) {
+        long major = ((rdev >>> 8) & 0xfffL) | ((rdev >>> 32) & 0xfffff000L);
+        long minor = (rdev & 0xffL) | ((rdev >>> 12) & 0xffffff00L);
+        return major + ":" + minor;
+    }
+
     /** The fifth field of a mountinfo line, with the kernel's octal escapes (\040 etc.) decoded. */
     static String mountPointOf(String mountInfoLine) {
         String[] fields = mountInfoLine.split(" ");

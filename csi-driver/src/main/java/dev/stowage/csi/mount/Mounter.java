@@ -20,6 +20,12 @@ public interface Mounter {
     boolean isMountPoint(Path path);
 
     /**
+     * True if {@code path} is the target of a mount of the file system on the block device
+     * {@code device} (compared by device number, so another name of the same device counts).
+     */
+    boolean isMountOf(Path path, Path device);
+
+    /**
      * Mounts {@code source} (a block device) at the existing directory {@code target} as {@code fsType}
      * with {@code options} (e.g. {@code ro}, {@code noatime}); an empty list means the defaults.
      */

@@ -93,12 +93,25 @@ public final class NodeService extends NodeGrpc.NodeImplBase {
     }
 
     private void stageMount(Volume volume, Path staging, VolumeCapability.MountVolume mount) {
+        boolean attachedBefore = attachedHere(volume);
         if (mounter.isMountPoint(staging)) {
-            LOG.debug("volume {} already staged at {}", volume.id(), staging);
-            return;
+            Path device = volumes.attachDevice(volume.id());
+            if (mounter.isMountOf(staging, device)) {
+                LOG.debug("volume {} already staged at {}", volume.id(), staging);
+                return;
+            }
+            // A node that died left this mount: its device's FUSE connection is gone and every I/O on it
+            // fails. Answering "already staged" would hand that to the next pod; mount the live device.
+            LOG.warn("volume {}: {} holds a mount of another device than the volume's {} (left by a node"
+                    + " process that died); unmounting it to stage the volume again", volume.id(), staging, device);
+            try {
+                mounter.unmount(staging);
+            } catch (RuntimeException e) {
+                undoAttach(volume.id(), attachedBefore, e);
+                throw asDomain(e);
+            }
         }
         createDirectory("staging_target_path", staging);
-        boolean attachedBefore = attachedHere(volume);
         Path device = volumes.attachDevice(volume.id());
         try {
             String fsType = filesystemFor(volume, device, mount.getFsType());

@@ -59,6 +59,12 @@ public final class FakeMounter implements Mounter {
     }
 
     @Override
+    public synchronized boolean isMountOf(Path path, Path device) {
+        Mount m = mounts.get(path.normalize());
+        return m != null && !m.bind() && m.source().equals(device);
+    }
+
+    @Override
     public synchronized void mount(Path source, Path target, String fsType, List<String> options) {
         enter("mount");
         if (mounts.containsKey(target.normalize())) {

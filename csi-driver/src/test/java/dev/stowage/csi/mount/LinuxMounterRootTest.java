@@ -65,6 +65,9 @@ class LinuxMounterRootTest {
         assertEquals(Optional.of("ext4"), mounter.probeFilesystem(loop));
         mounter.mount(loop, staging, "ext4", List.of("noatime"));
         assertTrue(mounter.isMountPoint(staging));
+        assertTrue(mounter.isMountOf(staging, loop));
+        assertFalse(mounter.isMountOf(staging, Path.of("/dev/null")), "another device");
+        assertFalse(mounter.isMountOf(dir, loop), "not a mount point");
         Files.writeString(staging.resolve("data"), "kept");
 
         mounter.bindMount(staging, target, true);

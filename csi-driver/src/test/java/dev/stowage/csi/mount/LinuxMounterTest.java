@@ -42,6 +42,15 @@ class LinuxMounterTest {
     }
 
     @Test
+    void decodesDeviceNumbersAsMountinfoWritesThem() {
+        assertEquals("7:1", LinuxMounter.deviceNumber(0x701L));
+        assertEquals("259:0", LinuxMounter.deviceNumber(0x10300L));
+        // minor numbers past 255 and majors past 4095 use glibc's split encoding
+        assertEquals("7:300", LinuxMounter.deviceNumber((300L & 0xff) | (7L << 8) | ((300L & ~0xffL) << 12)));
+        assertEquals("5000:2", LinuxMounter.deviceNumber(2L | ((5000L & 0xfff) << 8) | ((5000L & ~0xfffL) << 32)));
+    }
+
+    @Test
     void theRealMountTableKnowsTheRoot() {
         assertTrue(new LinuxMounter().isMountPoint(Path.of("/")));
     }
