@@ -115,12 +115,13 @@ class NodeLifecycleTest {
         Csi.VolumeCapability cap = mount("ext4");
         Path staging = dir.resolve("staging");
         Path target = dir.resolve("pod-1/volume");
+        java.util.Set<String> loopsBefore = allLoops();
         String id = stageWriteAndKill(staging, target, cap);
         try (CsiClient csi = new CsiClient(socket)) {
             unpublish(csi, id, target);
             unstage(csi, id, staging);
             assertEquals(List.of(), HostCleanup.mountsUnder(dir), "mounts left of the dead node's volume");
-            assertEquals(List.of(), HostCleanup.loopsUnder(data), "loop devices left of the dead node's volume");
+            assertEquals(loopsBefore, allLoops(), "loop devices left of the dead node's volume");
 
             Path target2 = dir.resolve("pod-2/volume");
             stage(csi, id, staging, cap);
@@ -143,6 +144,7 @@ class NodeLifecycleTest {
         Csi.VolumeCapability cap = mount("ext4");
         Path staging = dir.resolve("staging");
         Path target = dir.resolve("pod-1/volume");
+        java.util.Set<String> loopsBefore = allLoops();
         String id = stageWriteAndKill(staging, target, cap);
         try (CsiClient csi = new CsiClient(socket)) {
             stage(csi, id, staging, cap);
@@ -156,11 +158,93 @@ class NodeLifecycleTest {
             unpublish(csi, id, target2);
             unstage(csi, id, staging);
             assertEquals(List.of(), HostCleanup.mountsUnder(dir), "mounts left of the dead node's volume");
-            assertEquals(List.of(), HostCleanup.loopsUnder(data), "loop devices left of the dead node's volume");
+            assertEquals(loopsBefore, allLoops(), "loop devices left of the dead node's volume");
             stage(csi, id, staging, cap);
             assertEquals("written after the restart", Files.readString(staging.resolve("after.txt")));
             unstage(csi, id, staging);
         }
+    }
+
+    /**
+     * A raw block publication is a bind mount of the device node, which names the loop device by
+     * number and does not hold it. After a kill -9 the dead device must keep its number while that
+     * publication exists: another volume attached meanwhile must never be reachable through the old
+     * pod's path. The test holds the old device open across the restart, as a pod's process would.
+     */
+    @Test
+    void afterAKill9ADeadBlockPublicationNeverReachesAnotherVolume() throws Exception {
+        Csi.VolumeCapability block = Csi.VolumeCapability.newBuilder()
+                .setBlock(Csi.VolumeCapability.BlockVolume.getDefaultInstance())
+                .setAccessMode(Csi.VolumeCapability.AccessMode.newBuilder()
+                        .setMode(Csi.VolumeCapability.AccessMode.Mode.SINGLE_NODE_WRITER))
+                .build();
+        java.util.Set<String> loopsBefore = allLoops();
+        Path stagingA = dir.resolve("staging-a");
+        Path targetA = dir.resolve("pod-a/dev");
+        String a;
+        java.nio.channels.FileChannel held;
+        try (CsiClient csi = new CsiClient(socket)) {
+            a = create(csi, "block-a", 64L << 20, block);
+            csi.controller().controllerPublishVolume(Csi.ControllerPublishVolumeRequest.newBuilder()
+                    .setVolumeId(a).setNodeId(NODE).setVolumeCapability(block).build());
+            stage(csi, a, stagingA, block);
+            Files.createDirectories(targetA.getParent());
+            publish(csi, a, stagingA, targetA, block);
+            held = java.nio.channels.FileChannel.open(targetA, java.nio.file.StandardOpenOption.READ,
+                    java.nio.file.StandardOpenOption.WRITE);
+            held.write(java.nio.ByteBuffer.wrap(pattern('A')), 0);
+            held.force(true);
+        }
+        node.kill9();
+        node = new StowageNode(data, socket, logs.resolve("node-after-kill.log"), List.of("--node-id", NODE))
+                .start(Duration.ofMinutes(3));
+        held.close(); // the pod's process lets go of the dead device
+
+        Path stagingB = dir.resolve("staging-b");
+        Path targetB = dir.resolve("pod-b/dev");
+        try (CsiClient csi = new CsiClient(socket)) {
+            String b = create(csi, "block-b", 64L << 20, block);
+            csi.controller().controllerPublishVolume(Csi.ControllerPublishVolumeRequest.newBuilder()
+                    .setVolumeId(b).setNodeId(NODE).setVolumeCapability(block).build());
+            stage(csi, b, stagingB, block);
+            Files.createDirectories(targetB.getParent());
+            publish(csi, b, stagingB, targetB, block);
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(targetB,
+                    java.nio.file.StandardOpenOption.WRITE)) {
+                ch.write(java.nio.ByteBuffer.wrap(pattern('B')), 0);
+                ch.force(true);
+            }
+            byte[] seen = new byte[4096];
+            boolean failed = false;
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(targetA,
+                    java.nio.file.StandardOpenOption.READ)) {
+                ch.read(java.nio.ByteBuffer.wrap(seen), 0);
+            } catch (java.io.IOException e) {
+                failed = true; // the dead device fails its I/O: what it must do
+            }
+            assertTrue(failed || !java.util.Arrays.equals(pattern('B'), seen),
+                    "the old pod's publication of volume A reads volume B's data");
+
+            unpublish(csi, a, targetA);
+            unstage(csi, a, stagingA);
+            unpublish(csi, b, targetB);
+            unstage(csi, b, stagingB);
+            assertEquals(List.of(), HostCleanup.mountsUnder(dir), "mounts left behind");
+            assertEquals(loopsBefore, allLoops(), "loop devices left behind");
+        }
+    }
+
+    /** Every loop device on the host: a dead device's file reads "/" once its FUSE mount is gone, so paths cannot find it. */
+    private static java.util.Set<String> allLoops() {
+        return java.util.Set.of(HostCleanup.run("losetup", "--list", "--noheadings", "--output", "NAME")
+                .stdout().strip().split("\\s+")).stream().filter(x -> !x.isEmpty())
+                .collect(java.util.stream.Collectors.toSet());
+    }
+
+    private static byte[] pattern(char c) {
+        byte[] b = new byte[4096];
+        java.util.Arrays.fill(b, (byte) c);
+        return b;
     }
 
     /**

@@ -130,14 +130,15 @@ public final class FuseFrontend implements Frontend {
     }
 
     /**
-     * Detaches loop devices on the mount point (one still in use is left for the kernel to detach
-     * when it is let go, see {@link LoopDevice#detachAll}), aborts and lazily unmounts a dead mount,
-     * deletes the file. The mount point is then free for a new export, whatever old mounts still use.
+     * Detaches the loop devices on the mount point that no mount refers to (the others stay attached
+     * to the dead file until the volume's export here is closed, see
+     * {@link LoopDevice#detachUnreferenced}), aborts and lazily unmounts a dead mount, deletes the
+     * file. The mount point is then free for a new export, whatever old mounts still use.
      */
     private static void removeLeftovers(String volumeId, Path mountpoint) throws IOException {
         boolean found = false;
         if (!LoopDevice.devicesBackedBy(mountpoint).isEmpty()) {
-            LoopDevice.detachAll(mountpoint);
+            LoopDevice.detachUnreferenced(mountpoint, keptLoopsRecord(mountpoint));
             found = true;
         }
         for (int i = 0; i < 16; i++) {
@@ -162,6 +163,11 @@ public final class FuseFrontend implements Frontend {
         if (found) {
             log.info("volume {}: removed stale FUSE export at {}", volumeId, mountpoint);
         }
+    }
+
+    /** Where the loop devices kept for the dead exports of a volume are recorded (see {@link LoopDevice#detachUnreferenced}). */
+    static Path keptLoopsRecord(Path mountpoint) {
+        return mountpoint.resolveSibling(mountpoint.getFileName() + ".kept-loops");
     }
 
     private synchronized void reserve(String volumeId) throws IOException {

@@ -3,6 +3,7 @@ package dev.stowage.engine.frontend.loop;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -106,10 +107,9 @@ public final class LoopDevice {
 
     /** Loop devices whose backing file is {@code file} (by path, without touching the file). */
     public static List<Path> devicesBackedBy(Path file) throws IOException {
-        String wanted = file.toAbsolutePath().normalize().toString();
         List<Path> result = new ArrayList<>();
         for (Entry e : list()) {
-            if (e.backingFile.equals(wanted) || e.backingFile.equals(wanted + " (deleted)")) {
+            if (e.isBackedBy(file)) {
                 result.add(e.device);
             }
         }
@@ -117,29 +117,97 @@ public final class LoopDevice {
     }
 
     /**
-     * Detaches every loop device backed by {@code file}; for a file on a dead FUSE mount too,
-     * since the devices are found through the kernel's record of the path, not by stat.
+     * Detaches the loop devices backed by {@code file} that no mount refers to, and returns the
+     * others, left attached. A mount refers to a device when it holds the file system on it, or
+     * when it is a bind mount of its device node (a raw block volume published into a pod).
      *
-     * <p>A device still in use (after a crash: the file system an orchestrator staged on it is
-     * mounted until it unstages the volume) cannot go now. The kernel then marks it to detach itself
-     * when its last user lets go (autoclear), and it is not waited for: the file system on it already
-     * fails every I/O, and waiting would only hold up the caller (a restarting node took 10 s per
-     * such volume). Returns the devices left to the kernel that way.
+     * <p>Why not detach those too: a bind mount of {@code /dev/loopN} names the device by number
+     * and does not keep it open. Once detached, the number goes to the next volume attached on this
+     * host, and a pod still holding the old publication (after a kill -9 of the node, until the
+     * orchestrator unpublishes it) would read and write that other volume. Left attached to a dead
+     * FUSE file, the device fails every I/O instead. Detach them once their publications are gone.
      */
-    public static List<Path> detachAll(Path file) throws IOException {
-        List<Path> deferred = new ArrayList<>();
-        for (Path device : devicesBackedBy(file)) {
-            Tool.run(TIMEOUT, List.of("losetup", "-d", device.toString()));
-            if (detachDeferred(device, file)) {
-                log.info("stale loop device {} on {} is still in use (a file system mounted on it?):"
-                        + " the kernel detaches it when its last user lets go", device, file);
-                deferred.add(device);
-            } else {
-                log.info("detached stale loop device {} from {}", device, file);
-                awaitReleased(device, file);
+    public static List<Path> detachUnreferenced(Path file, Path record) throws IOException {
+        List<Entry> kept = new ArrayList<>();
+        for (Entry e : list()) {
+            if (e.isBackedBy(file)) {
+                if (isReferencedByMount(e.device)) {
+                    kept.add(e);
+                } else {
+                    detachStale(e.device, file);
+                }
             }
         }
-        return deferred;
+        if (kept.isEmpty()) {
+            return List.of();
+        }
+        // Once the dead FUSE mount is detached the kernel names these devices' file "/": the record
+        // (device and the backing file system's device number) is how releaseRecorded finds them.
+        StringBuilder lines = new StringBuilder();
+        for (Entry e : kept) {
+            lines.append(e.device).append(' ').append(e.backingDevice).append('\n');
+        }
+        Files.writeString(record, lines.toString(), StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        List<Path> devices = kept.stream().map(Entry::device).toList();
+        log.info("stale loop devices {} on {} stay attached while mounts refer to them", devices, file);
+        return devices;
+    }
+
+    /**
+     * Detaches the devices {@link #detachUnreferenced} recorded in {@code record} that are still
+     * attached to the same backing file system (a device number taken by someone else since is left
+     * alone), then deletes the record. A device still in use detaches itself when let go.
+     */
+    public static void releaseRecorded(Path record) throws IOException {
+        if (!Files.exists(record)) {
+            return;
+        }
+        List<Entry> now = list();
+        for (String line : Files.readAllLines(record)) {
+            String[] f = line.strip().split(" ");
+            if (f.length != 2) {
+                continue;
+            }
+            for (Entry e : now) {
+                if (e.device.toString().equals(f[0]) && e.backingDevice.equals(f[1])) {
+                    Tool.run(TIMEOUT, List.of("losetup", "-d", e.device.toString()));
+                    log.info("detached loop device {}, kept while mounts referred to it", e.device);
+                }
+            }
+        }
+        Files.delete(record);
+    }
+
+    /**
+     * Whether a mount in this process's mount table holds the file system on {@code device} or is a
+     * bind mount of its device node (a mount of devtmpfs whose root is the node's name).
+     */
+    static boolean isReferencedByMount(Path device) throws IOException {
+        String name = device.getFileName().toString();
+        String number = readQuietly(Path.of("/sys/block", name, "dev"));
+        for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+            String[] f = line.split(" ");
+            int dash = line.indexOf(" - ");
+            String fsType = dash < 0 ? "" : line.substring(dash + 3).split(" ", 2)[0];
+            if (f.length > 4 && ((number != null && f[2].equals(number.strip()))
+                    || (fsType.equals("devtmpfs") && f[3].equals("/" + name)))) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** {@code losetup -d} of a device left by a dead process; returns whether the kernel deferred it. */
+    private static boolean detachStale(Path device, Path file) throws IOException {
+        Tool.run(TIMEOUT, List.of("losetup", "-d", device.toString()));
+        if (detachDeferred(device, file)) {
+            log.info("stale loop device {} on {} is still in use: the kernel detaches it when its last"
+                    + " user lets go", device, file);
+            return true;
+        }
+        log.info("detached stale loop device {} from {}", device, file);
+        awaitReleased(device, file);
+        return false;
     }
 
     /** Whether {@code losetup -d} left {@code device} bound to {@code file} with autoclear set, as it does to a device in use. */
@@ -183,18 +251,22 @@ public final class LoopDevice {
         }
     }
 
-    private record Entry(Path device, boolean directIo, String backingFile) {
+    private record Entry(Path device, boolean directIo, String backingDevice, String backingFile) {
+        boolean isBackedBy(Path file) {
+            String wanted = file.toAbsolutePath().normalize().toString();
+            return backingFile.equals(wanted) || backingFile.equals(wanted + " (deleted)");
+        }
     }
 
     /** Parses {@code losetup --list --raw}: fields separated by spaces, bytes escaped as \xNN. */
     private static List<Entry> list() throws IOException {
         String out = Tool.run(TIMEOUT, List.of("losetup", "--list", "--raw", "--noheadings",
-                "--output", "NAME,DIO,BACK-FILE"));
+                "--output", "NAME,DIO,BACK-MAJ:MIN,BACK-FILE"));
         List<Entry> entries = new ArrayList<>();
         for (String line : out.split("\n")) {
-            String[] f = line.strip().split(" ", 3);
-            if (f.length == 3) {
-                entries.add(new Entry(Path.of(f[0]), f[1].equals("1"), unescape(f[2])));
+            String[] f = line.strip().split(" ", 4);
+            if (f.length == 4) {
+                entries.add(new Entry(Path.of(f[0]), f[1].equals("1"), unescape(f[2]).strip(), unescape(f[3])));
             }
         }
         return entries;
