@@ -197,17 +197,19 @@ public final class LoopDevice {
         return false;
     }
 
-    /** {@code losetup -d} of a device left by a dead process; returns whether the kernel deferred it. */
-    private static boolean detachStale(Path device, Path file) throws IOException {
+    /**
+     * {@code losetup -d} of a device left by a dead process, waiting for the kernel to let go of the
+     * file unless it deferred the detach because a process still has the device open.
+     */
+    private static void detachStale(Path device, Path file) throws IOException {
         Tool.run(TIMEOUT, List.of("losetup", "-d", device.toString()));
         if (detachDeferred(device, file)) {
-            log.info("stale loop device {} on {} is still in use: the kernel detaches it when its last"
+            log.info("stale loop device {} on {} is still open: the kernel detaches it when its last"
                     + " user lets go", device, file);
-            return true;
+            return;
         }
         log.info("detached stale loop device {} from {}", device, file);
         awaitReleased(device, file);
-        return false;
     }
 
     /** Whether {@code losetup -d} left {@code device} bound to {@code file} with autoclear set, as it does to a device in use. */
