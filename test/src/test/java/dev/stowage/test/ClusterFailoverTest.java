@@ -7,6 +7,7 @@ import csi.v1.Csi;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
 import org.junit.jupiter.api.AfterEach;
@@ -66,7 +67,6 @@ class ClusterFailoverTest {
         Instant kill = Instant.now();
         cluster.node("n4").kill9();
         assertTrue(workload.awaitEnd(Duration.ofSeconds(60)), "the writer did not notice the dead coordinator");
-        cluster.releaseHostState("n4");
 
         Path moved = cluster.attach("n1", volumeId, TestCluster.block(), Duration.ofSeconds(60));
         Duration failover = Duration.between(kill, Instant.now());
@@ -83,5 +83,15 @@ class ClusterFailoverTest {
             assertTrue(got.getStatus().getVolumeCondition().getMessage().contains("n3"),
                     got.getStatus().getVolumeCondition().getMessage());
         }
+
+        // n4 comes back, and its kubelet unpublishes and unstages the volume of the pod it lost. The
+        // restarted node must answer both and leave nothing of its dead export on the host, although
+        // the volume is attached on n1 now (before, its dead FUSE mount and loop device stayed for good).
+        cluster.restart("n4");
+        cluster.unstage("n4", volumeId, device);
+        assertEquals(List.of(), HostCleanup.mountsUnder(cluster.dir("n4")), "mounts left of n4's dead export");
+        assertEquals(List.of(), HostCleanup.loopsUnder(cluster.dir("n4")), "loop devices left of n4's dead export");
+        assertEquals(List.of(), HostCleanup.loopsOnADetachedFile(), "loop devices left on a detached FUSE file");
+        assertTrue(workload.verify(moved) > BLOCKS / 2, "n1 still serves the volume after n4's clean-up");
     }
 }

@@ -53,6 +53,22 @@ public final class HostCleanup {
         return result;
     }
 
+    /**
+     * Loop devices whose backing file the kernel names "/": the file of a FUSE mount that was detached
+     * lazily while the device held it, so no path finds them any more. None should outlive a test.
+     */
+    public static List<String> loopsOnADetachedFile() {
+        List<String> result = new ArrayList<>();
+        ProcessResult r = run("losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE");
+        for (String line : r.stdout().split("\n")) {
+            String[] f = line.trim().split("\\s+", 2);
+            if (f.length == 2 && f[1].trim().equals("/")) {
+                result.add(f[0]);
+            }
+        }
+        return result;
+    }
+
     /** Unmounts everything under {@code dir}, detaches loop devices on files under it, deletes it. */
     public static void cleanup(Path dir) {
         // Remember the loop devices while their backing paths still resolve: once the FUSE mount under them

@@ -585,6 +585,11 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             Attached a = attached.remove(volumeId);
             if (a != null) {
                 closeAttached(volumeId, a);
+            } else {
+                // Not attached here (any more): what a dead process of this node left of an export of
+                // the volume goes now that the orchestrator let go of it (e.g. a node that comes back
+                // after its volume failed over elsewhere, when its kubelet unstages the lost pod's volume).
+                frontend.cleanupStale(volumeId);
             }
             updateRecord(volumeId, r -> r.hasAttachment() && r.getAttachment().getNodeId().equals(config.nodeId())
                     ? r.toBuilder().setAttachment(r.getAttachment().toBuilder().clearDevicePath()).build() : r);

@@ -84,8 +84,8 @@ final class FuseExport implements Frontend.Export {
         session.close();
         try {
             // Devices a dead process left on this path, kept while mounts referred to them: the
-            // volume leaves this node, so its publications are gone (CSI unpublishes first).
-            LoopDevice.releaseRecorded(FuseFrontend.keptLoopsRecord(mountpoint));
+            // volume leaves this node, so its publications should be gone (CSI unpublishes first).
+            LoopDevice.detachUnreferenced(mountpoint, FuseFrontend.keptLoopsRecord(mountpoint));
         } catch (IOException e) {
             failure = failure == null ? e : failure;
         }

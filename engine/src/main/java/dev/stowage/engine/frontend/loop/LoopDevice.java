@@ -3,7 +3,6 @@ package dev.stowage.engine.frontend.loop;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -117,20 +116,32 @@ public final class LoopDevice {
     }
 
     /**
-     * Detaches the loop devices backed by {@code file} that no mount refers to, and returns the
-     * others, left attached. A mount refers to a device when it holds the file system on it, or
-     * when it is a bind mount of its device node (a raw block volume published into a pod).
+     * Detaches the loop devices left on {@code file} by a dead process that no mount refers to, and
+     * returns the others, left attached and recorded in {@code record}. The devices looked at are
+     * those backed by {@code file} and those {@code record} holds from earlier calls. A mount refers
+     * to a device when it holds the file system on it, or when it is a bind mount of its device node
+     * (a raw block volume published into a pod).
      *
      * <p>Why not detach those too: a bind mount of {@code /dev/loopN} names the device by number
      * and does not keep it open. Once detached, the number goes to the next volume attached on this
      * host, and a pod still holding the old publication (after a kill -9 of the node, until the
      * orchestrator unpublishes it) would read and write that other volume. Left attached to a dead
-     * FUSE file, the device fails every I/O instead. Detach them once their publications are gone.
+     * FUSE file, the device fails every I/O instead; a later call, once the mounts are gone, detaches it.
+     *
+     * <p>Why the record: once the dead FUSE mount is detached the kernel names these devices' file
+     * "/", so the path no longer finds them. The record keeps each one's name and its backing file
+     * system's device number, which no other device can have while this one holds that file system.
      */
     public static List<Path> detachUnreferenced(Path file, Path record) throws IOException {
+        java.util.Set<String> recorded = new java.util.HashSet<>();
+        if (Files.exists(record)) {
+            for (String line : Files.readAllLines(record)) {
+                recorded.add(line.strip());
+            }
+        }
         List<Entry> kept = new ArrayList<>();
         for (Entry e : list()) {
-            if (e.isBackedBy(file)) {
+            if (e.isBackedBy(file) || recorded.contains(e.device + " " + e.backingDevice)) {
                 if (isReferencedByMount(e.device)) {
                     kept.add(e);
                 } else {
@@ -139,43 +150,20 @@ public final class LoopDevice {
             }
         }
         if (kept.isEmpty()) {
+            Files.deleteIfExists(record);
             return List.of();
         }
-        // Once the dead FUSE mount is detached the kernel names these devices' file "/": the record
-        // (device and the backing file system's device number) is how releaseRecorded finds them.
         StringBuilder lines = new StringBuilder();
         for (Entry e : kept) {
             lines.append(e.device).append(' ').append(e.backingDevice).append('\n');
         }
-        Files.writeString(record, lines.toString(), StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+        Path temp = record.resolveSibling(record.getFileName() + ".tmp");
+        Files.writeString(temp, lines.toString());
+        Files.move(temp, record, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         List<Path> devices = kept.stream().map(Entry::device).toList();
-        log.info("stale loop devices {} on {} stay attached while mounts refer to them", devices, file);
+        log.info("stale loop devices {} of {} stay attached while mounts refer to them", devices, file);
         return devices;
-    }
-
-    /**
-     * Detaches the devices {@link #detachUnreferenced} recorded in {@code record} that are still
-     * attached to the same backing file system (a device number taken by someone else since is left
-     * alone), then deletes the record. A device still in use detaches itself when let go.
-     */
-    public static void releaseRecorded(Path record) throws IOException {
-        if (!Files.exists(record)) {
-            return;
-        }
-        List<Entry> now = list();
-        for (String line : Files.readAllLines(record)) {
-            String[] f = line.strip().split(" ");
-            if (f.length != 2) {
-                continue;
-            }
-            for (Entry e : now) {
-                if (e.device.toString().equals(f[0]) && e.backingDevice.equals(f[1])) {
-                    Tool.run(TIMEOUT, List.of("losetup", "-d", e.device.toString()));
-                    log.info("detached loop device {}, kept while mounts referred to it", e.device);
-                }
-            }
-        }
-        Files.delete(record);
     }
 
     /**
