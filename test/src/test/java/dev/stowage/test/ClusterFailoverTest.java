@@ -88,6 +88,10 @@ class ClusterFailoverTest {
         // restarted node must answer both and leave nothing of its dead export on the host, although
         // the volume is attached on n1 now (before, its dead FUSE mount and loop device stayed for good).
         cluster.restart("n4");
+        // At its start n4 removes its dead FUSE mount, but keeps the dead loop device: the pod's
+        // publication (a bind mount of the device node) still names it.
+        assertEquals(List.of(), HostCleanup.mountsUnder(cluster.dir("n4").resolve("data")), "n4's dead FUSE mount");
+        assertEquals(1, HostCleanup.loopsOnADetachedFile().size(), "the dead device the publication names");
         cluster.unstage("n4", volumeId, device);
         assertEquals(List.of(), HostCleanup.mountsUnder(cluster.dir("n4")), "mounts left of n4's dead export");
         assertEquals(List.of(), HostCleanup.loopsUnder(cluster.dir("n4")), "loop devices left of n4's dead export");

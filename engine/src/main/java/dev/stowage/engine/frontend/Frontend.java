@@ -25,6 +25,14 @@ public interface Frontend extends AutoCloseable {
      */
     void cleanupStale(String volumeId) throws IOException;
 
+    /**
+     * The volumes an earlier process of this node left something of an export for (what
+     * {@link #cleanupStale} would clean), found without touching any mount. Empty by default.
+     */
+    default java.util.Set<String> leftovers() throws IOException {
+        return java.util.Set.of();
+    }
+
     /** Tears down every export. */
     @Override
     void close();

@@ -158,12 +158,14 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     }
 
     private void reattach() throws IOException {
+        java.util.Set<String> leftovers = new java.util.TreeSet<>(frontend.leftovers());
         for (Versioned v : metadata.list(MetadataKeys.VOLUMES)) {
             VolumeRecord r = MetadataProtos.parseVolume(v.key(), v.value());
             if (r.hasAttachment() && r.getAttachment().getNodeId().equals(config.nodeId())
                     && !r.getAttachment().getDevicePath().isEmpty()) {
                 LOG.info("volume {} was attached here as {} before the restart: attaching it again",
                         r.getId(), r.getAttachment().getDevicePath());
+                leftovers.remove(r.getId());
                 try {
                     frontend.cleanupStale(r.getId());
                     attachLocked(r.getId());
@@ -174,6 +176,16 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                     updateRecord(r.getId(), x -> x.hasAttachment()
                             ? x.toBuilder().setAttachment(x.getAttachment().toBuilder().clearDevicePath()).build() : x);
                 }
+            }
+        }
+        // Exports an earlier process left of volumes no longer attached here (they failed over while
+        // this node was away, or were detached or deleted): dead FUSE mounts and the loop devices no
+        // mount refers to go now; devices a pod's mount still names stay until it is unstaged.
+        for (String id : leftovers) {
+            try {
+                frontend.cleanupStale(id);
+            } catch (IOException | RuntimeException e) {
+                LOG.warn("volume {}: removing what an earlier process left of its export failed: {}", id, e.toString());
             }
         }
     }

@@ -50,6 +50,8 @@ import org.slf4j.LoggerFactory;
 public final class FuseFrontend implements Frontend {
     private static final Logger log = LoggerFactory.getLogger(FuseFrontend.class);
 
+    private static final String KEPT_LOOPS = ".kept-loops";
+
     private final FuseFrontendConfig config;
     private final Map<String, FuseExport> exports = new HashMap<>();
     private final Set<String> busy = new HashSet<>();
@@ -164,7 +166,7 @@ public final class FuseFrontend implements Frontend {
 
     /** Where the loop devices kept for the dead exports of a volume are recorded (see {@link LoopDevice#detachUnreferenced}). */
     static Path keptLoopsRecord(Path mountpoint) {
-        return mountpoint.resolveSibling(mountpoint.getFileName() + ".kept-loops");
+        return mountpoint.resolveSibling(mountpoint.getFileName() + KEPT_LOOPS);
     }
 
     private synchronized void reserve(String volumeId) throws IOException {
@@ -202,6 +204,54 @@ public final class FuseFrontend implements Frontend {
             } catch (IOException | RuntimeException ex) {
                 log.error("volume {}: teardown of FUSE export failed: {}", e.volumeId(), ex.toString());
             }
+        }
+    }
+
+    /** The volumes with a mount point file or a kept-device record in the run directory. */
+    @Override
+    public Set<String> leftovers() throws IOException {
+        Set<String> ids = new java.util.TreeSet<>();
+        if (!Files.isDirectory(config.runDirectory())) {
+            return ids;
+        }
+        try (var entries = Files.list(config.runDirectory())) {
+            for (Path p : (Iterable<Path>) entries::iterator) {
+                String name = p.getFileName().toString();
+                if (name.endsWith(".tmp")) {
+                    continue;
+                }
+                String id = volumeIdOf(name.endsWith(KEPT_LOOPS) ? name.substring(0, name.length() - KEPT_LOOPS.length()) : name);
+                if (id != null) {
+                    ids.add(id);
+                }
+            }
+        }
+        return ids;
+    }
+
+    /** The volume id a {@link #fileName} came from, or null if {@code name} is not one. */
+    static String volumeIdOf(String name) {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        for (int i = 0; i < name.length(); i++) {
+            char c = name.charAt(i);
+            if (c == '%' && i + 2 < name.length()) {
+                try {
+                    bytes.write(Integer.parseInt(name.substring(i + 1, i + 3), 16));
+                } catch (NumberFormatException e) {
+                    return null;
+                }
+                i += 2;
+            } else if (c < 128) {
+                bytes.write(c);
+            } else {
+                return null;
+            }
+        }
+        String id = bytes.toString(StandardCharsets.UTF_8);
+        try {
+            return fileName(id).equals(name) ? id : null;
+        } catch (IllegalArgumentException e) {
+            return null;
         }
     }
 

@@ -2,6 +2,7 @@ package dev.stowage.engine.frontend.fuse;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.nio.file.Path;
@@ -19,6 +20,17 @@ class FuseNamesTest {
         assertThrows(IllegalArgumentException.class, () -> FuseFrontend.fileName(""));
         assertThrows(IllegalArgumentException.class, () -> FuseFrontend.fileName(".."));
         assertThrows(IllegalArgumentException.class, () -> FuseFrontend.fileName("x".repeat(241)));
+    }
+
+    @Test
+    void fileNamesMapBackToTheirVolumeIdsAndNothingElseDoes() {
+        for (String id : new String[] {"pvc-12_ab.C", "a/b", "a bé", "vol-1%"}) {
+            assertEquals(id, FuseFrontend.volumeIdOf(FuseFrontend.fileName(id)));
+        }
+        assertNull(FuseFrontend.volumeIdOf("a%2fb"), "lower-case escapes are never written");
+        assertNull(FuseFrontend.volumeIdOf("a b"), "a space is always escaped");
+        assertNull(FuseFrontend.volumeIdOf("a%zz"));
+        assertNull(FuseFrontend.volumeIdOf(".."));
     }
 
     @Test
