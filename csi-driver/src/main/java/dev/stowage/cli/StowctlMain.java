@@ -1,6 +1,7 @@
 package dev.stowage.cli;
 
 import dev.stowage.engine.api.StowageException;
+import dev.stowage.engine.api.grpc.ApiToken;
 import dev.stowage.engine.api.grpc.RemoteVolumeService;
 import java.io.PrintStream;
 import java.util.Arrays;
@@ -15,10 +16,12 @@ import java.util.Set;
  */
 public final class StowctlMain {
     public static final String DEFAULT_ENDPOINT = "127.0.0.1:7420";
-    static final Set<String> GLOBAL_FLAGS = Set.of("endpoint", "output", "help");
+    static final Set<String> GLOBAL_FLAGS = Set.of("endpoint", "output", "help", "token-file");
+    /** Where the API token is read from when --token-file is not given. */
+    static final String TOKEN_FILE_ENV = "STOWAGE_API_TOKEN_FILE";
 
     static final String USAGE = """
-            usage: stowctl [--endpoint HOST:PORT] [-o table|json] COMMAND
+            usage: stowctl [--endpoint HOST:PORT] [--token-file PATH] [-o table|json] COMMAND
               cluster status                                  readiness, members, volume count, capacity
               node list                                       members: address, role, alive/away, capacity,
                                                               labels
@@ -35,7 +38,8 @@ public final class StowctlMain {
               snapshot create NAME --volume NAME|ID
               snapshot list [--volume NAME|ID]
               snapshot delete NAME|ID
-            --endpoint defaults to 127.0.0.1:7420. SIZE: bytes or e.g. 512MiB, 10GiB, 1TiB, 1G (=10^9).
+            --endpoint defaults to 127.0.0.1:7420. --token-file (default: $STOWAGE_API_TOKEN_FILE) holds the
+            token of nodes started with --api-token-file. SIZE: bytes or e.g. 512MiB, 10GiB, 1TiB, 1G (=10^9).
             """;
 
     private StowctlMain() {}
@@ -64,8 +68,15 @@ public final class StowctlMain {
         }
         RemoteVolumeService api;
         try {
-            api = RemoteVolumeService.connect(args.flag("endpoint", DEFAULT_ENDPOINT));
+            String tokenFile = args.flag("token-file", System.getenv(TOKEN_FILE_ENV));
+            java.util.Optional<ApiToken> token = tokenFile == null || tokenFile.isEmpty() ? java.util.Optional.empty()
+                    : java.util.Optional.of(ApiToken.read("--token-file", java.nio.file.Path.of(tokenFile)));
+            api = RemoteVolumeService.connect(args.flag("endpoint", DEFAULT_ENDPOINT),
+                    RemoteVolumeService.DEFAULT_DEADLINE, token);
         } catch (StowageException e) {
+            if ("--token-file".equals(e.field())) {
+                return usageError(err, new UsageException(e.getMessage()));
+            }
             return usageError(err, new UsageException("--endpoint " + e.getMessage().replaceFirst("^endpoint: ", "")));
         }
         try (api) {

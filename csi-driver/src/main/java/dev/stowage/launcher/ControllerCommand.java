@@ -3,6 +3,7 @@ package dev.stowage.launcher;
 import dev.stowage.csi.mount.LinuxMounter;
 import dev.stowage.csi.server.CsiServer;
 import dev.stowage.csi.server.CsiServerConfig;
+import dev.stowage.engine.api.grpc.ApiToken;
 import dev.stowage.engine.api.grpc.RemoteVolumeService;
 import java.util.EnumSet;
 import java.util.List;
@@ -19,9 +20,10 @@ import org.slf4j.LoggerFactory;
 final class ControllerCommand {
     private static final Logger LOG = LoggerFactory.getLogger(ControllerCommand.class);
     static final String USAGE = """
-            usage: stowage csi-controller --csi-endpoint unix:///PATH --api HOST:PORT
-              --csi-endpoint URI   CSI socket the sidecars connect to
-              --api HOST:PORT      management API of any node of the cluster
+            usage: stowage csi-controller --csi-endpoint unix:///PATH --api HOST:PORT [--api-token-file PATH]
+              --csi-endpoint URI       CSI socket the sidecars connect to
+              --api HOST:PORT          management API of any node of the cluster
+              --api-token-file PATH    the token the nodes were started with (their --api-token-file)
             """;
 
     private ControllerCommand() {}
@@ -29,6 +31,7 @@ final class ControllerCommand {
     static int run(List<String> args) throws Exception {
         String endpoint = null;
         String api = null;
+        String tokenFile = null;
         for (int i = 0; i < args.size(); i++) {
             String a = args.get(i);
             if (i + 1 >= args.size()) {
@@ -38,6 +41,7 @@ final class ControllerCommand {
             switch (a) {
                 case "--csi-endpoint" -> endpoint = args.get(++i);
                 case "--api" -> api = args.get(++i);
+                case "--api-token-file" -> tokenFile = args.get(++i);
                 default -> {
                     System.err.print("stowage csi-controller: unknown option " + a + "\n" + USAGE);
                     return 2;
@@ -49,7 +53,15 @@ final class ControllerCommand {
             return 2;
         }
         String socket = "unix://" + NodeOptions.parseEndpoint(endpoint);
-        RemoteVolumeService volumes = RemoteVolumeService.connect(api);
+        java.util.Optional<ApiToken> token;
+        try {
+            token = tokenFile == null ? java.util.Optional.empty()
+                    : java.util.Optional.of(ApiToken.read("--api-token-file", java.nio.file.Path.of(tokenFile)));
+        } catch (dev.stowage.engine.api.StowageException e) {
+            System.err.print("stowage csi-controller: " + e.getMessage() + "\n" + USAGE);
+            return 2;
+        }
+        RemoteVolumeService volumes = RemoteVolumeService.connect(api, RemoteVolumeService.DEFAULT_DEADLINE, token);
         CsiServer server = new CsiServer(new CsiServerConfig(socket, CsiServerConfig.DEFAULT_DRIVER_NAME,
                 Version.get(), null, EnumSet.of(CsiServerConfig.Service.CONTROLLER)), volumes, new LinuxMounter());
         server.start();

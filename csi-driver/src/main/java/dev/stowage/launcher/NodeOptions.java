@@ -20,7 +20,8 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                           List<URI> etcdEndpoints, int maxVolumes, int fuseThreads, boolean csiController,
                           boolean csiNode, boolean loopDirectIo, Optional<InetSocketAddress> apiListen,
                           Optional<InetSocketAddress> listen, boolean storageless,
-                          java.time.Duration replicaReplaceTimeout, long rebuildBytesPerSecond) {
+                          java.time.Duration replicaReplaceTimeout, long rebuildBytesPerSecond,
+                          Optional<Path> apiTokenFile) {
     /**
      * FUSE server threads per attached volume. Each blocks on one request, so they bound the requests in
      * flight: measured on 2 cores (docs/benchmarks.md), 16 beat 4 by a third on 4 KiB random writes and
@@ -48,8 +49,10 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
               --fuse-threads N          FUSE server threads per attached volume (default 16)
               --csi-services LIST       controller,node (default both)
               --loop-direct-io on|off   loop devices use direct I/O on the FUSE file (default on)
-              --api-listen HOST:PORT    management API (stowctl) address, or "off" (default 127.0.0.1:7420);
-                                        plaintext and unauthenticated: keep it on a trusted address
+              --api-listen HOST:PORT    management API (stowctl) address, or "off" (default 127.0.0.1:7420); plaintext
+              --api-token-file PATH     a file holding the token every management API call must carry (at least
+                                        32 characters); give all nodes and clients the same. Without it the API
+                                        serves anyone who reaches it: keep it on a trusted address then
             """;
 
     /** Parses {@code args} (after the word "node"). */
@@ -79,7 +82,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
             }
             if (!List.of("data-dir", "csi-endpoint", "node-id", "zone", "rack", "etcd", "max-volumes",
                     "fuse-threads", "csi-services", "loop-direct-io", "api-listen", "listen", "storageless", "replica-replace-timeout",
-                    "rebuild-bandwidth").contains(key)) {
+                    "rebuild-bandwidth", "api-token-file").contains(key)) {
                 throw new IllegalArgumentException("unknown option --" + key);
             }
             if (values.put(key, value) != null) {
@@ -151,7 +154,8 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
         return new NodeOptions(dataDir, socket, nodeId, Map.copyOf(labels), List.copyOf(etcd), maxVolumes,
                 fuseThreads, controller, node, dio.equals("on"), api, listen, storageless,
                 java.time.Duration.ofSeconds(parseInt(values, "replica-replace-timeout", 600, 1, 7 * 24 * 3600)),
-                parseLong(values, "rebuild-bandwidth", 0));
+                parseLong(values, "rebuild-bandwidth", 0),
+                Optional.ofNullable(values.get("api-token-file")).map(f -> Path.of(f).toAbsolutePath().normalize()));
     }
 
     /** HOST:PORT or [IPv6]:PORT (port 0: any free port), or "off". */
@@ -252,6 +256,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 + " csi-services=" + (csiController ? "controller" : "") + (csiController && csiNode ? "," : "")
                 + (csiNode ? "node" : "")
                 + " api-listen=" + apiListen.map(a -> a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("off")
+                + apiTokenFile.map(f -> " api-token-file=" + f).orElse("")
                 + listen.map(a -> " listen=" + a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("")
                 + (storageless ? " storageless" : "")
                 + (etcdEndpoints.isEmpty() ? "" : " replica-replace-timeout=" + replicaReplaceTimeout.toSeconds() + "s"

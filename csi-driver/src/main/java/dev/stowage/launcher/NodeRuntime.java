@@ -4,6 +4,7 @@ import dev.stowage.csi.mount.LinuxMounter;
 import dev.stowage.csi.server.CsiServer;
 import dev.stowage.csi.server.CsiServerConfig;
 import dev.stowage.engine.api.grpc.ManagementServer;
+import dev.stowage.engine.api.grpc.ApiToken;
 import dev.stowage.engine.api.grpc.RemoteVolumeService;
 import dev.stowage.engine.cluster.EmbeddedMetadataStore;
 import dev.stowage.engine.cluster.Membership;
@@ -26,6 +27,7 @@ import java.time.Clock;
 import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.EnumSet;
+import java.util.Optional;
 import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -52,6 +54,8 @@ public final class NodeRuntime implements AutoCloseable {
         LOG.info("starting stowage {} node: {}", Version.get(), options.describe());
         try {
             Files.createDirectories(options.dataDir());
+            // Read first: a bad token file stops the node before anything starts.
+            Optional<ApiToken> apiToken = options.apiTokenFile().map(f -> ApiToken.read("--api-token-file", f));
             FileStoragePool pool = null;
             if (!options.storageless()) {
                 pool = FileStoragePool.open(options.dataDir().resolve("pool"));
@@ -75,7 +79,7 @@ public final class NodeRuntime implements AutoCloseable {
             } else {
                 volumes = joinCluster(options, config, metadata, pool, frontend);
                 volumes.usePeers((api, coordinator, source, nodes, copy) -> {
-                    try (RemoteVolumeService peer = RemoteVolumeService.connect(api, PEER_CALL_DEADLINE)) {
+                    try (RemoteVolumeService peer = RemoteVolumeService.connect(api, PEER_CALL_DEADLINE, apiToken)) {
                         peer.copyReplicasHeld(coordinator, source, nodes, copy);
                     }
                 });
@@ -95,7 +99,7 @@ public final class NodeRuntime implements AutoCloseable {
             csi.start();
             started.push(csi);
             if (options.apiListen().isPresent()) {
-                ManagementServer api = ManagementServer.start(options.apiListen().get(), volumes);
+                ManagementServer api = ManagementServer.start(options.apiListen().get(), volumes, apiToken);
                 started.push(api);
                 if (membership != null) {
                     // Other nodes call it to have this node hold the writes of the volumes it attaches.

@@ -91,6 +91,37 @@ class StowctlMainTest {
     }
 
     @Test
+    void aNodeWithATokenServesOnlyCallsThatCarryIt() throws Exception {
+        java.nio.file.Path tokenFile = dir.resolve("api-token");
+        java.nio.file.Files.writeString(tokenFile, "0123456789abcdef0123456789abcdef\n");
+        java.nio.file.Path wrongFile = dir.resolve("wrong-token");
+        java.nio.file.Files.writeString(wrongFile, "fedcba9876543210fedcba9876543210");
+        try (ManagementServer guarded = ManagementServer.start(new InetSocketAddress("127.0.0.1", 0), volumes,
+                java.util.Optional.of(dev.stowage.engine.api.grpc.ApiToken.read("--api-token-file", tokenFile)))) {
+            Result without = run(List.of("--endpoint", guarded.endpoint(), "volume", "list"));
+            assertEquals(1, without.code());
+            assertTrue(without.err().startsWith("stowctl: UNAUTHENTICATED: ") && without.err().contains("--token-file"),
+                    without.err());
+            Result wrong = run(List.of("--endpoint", guarded.endpoint(), "--token-file", wrongFile.toString(),
+                    "volume", "create", "x", "--size", "1GiB", "--repl", "1"));
+            assertEquals(1, wrong.code());
+            assertTrue(wrong.err().contains("wrong token"), wrong.err());
+            assertTrue(volumes.listVolumes(0, null).items().isEmpty(), "a refused call did nothing");
+
+            ok(run(List.of("--endpoint", guarded.endpoint(), "--token-file", tokenFile.toString(),
+                    "volume", "create", "x", "--size", "1GiB", "--repl", "1")));
+            assertEquals(1, volumes.listVolumes(0, null).items().size());
+
+            java.nio.file.Path shortFile = dir.resolve("short-token");
+            java.nio.file.Files.writeString(shortFile, "secret");
+            Result tooShort = run(List.of("--endpoint", guarded.endpoint(), "--token-file", shortFile.toString(),
+                    "volume", "list"));
+            assertEquals(2, tooShort.code());
+            assertTrue(tooShort.err().contains("--token-file") && tooShort.err().contains("at least 32"), tooShort.err());
+        }
+    }
+
+    @Test
     @SuppressWarnings("unchecked")
     void createListInspectResizeDelete() {
         Result created = stowctl("volume", "create", "db", "--size", "10GiB", "--repl", "1", "--fs", "xfs", "-o", "json");

@@ -2,10 +2,15 @@ package dev.stowage.test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import csi.v1.Csi;
+import dev.stowage.engine.api.ErrorCode;
+import dev.stowage.engine.api.StowageException;
+import dev.stowage.engine.api.grpc.RemoteVolumeService;
 import dev.stowage.test.TestCluster.NodeSpec;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -30,10 +35,13 @@ class SnapshotConsistencyTest {
 
     @Test
     void copiesOfAVolumeWrittenElsewhereHoldTheSameWritesOnEveryReplica() throws Exception {
+        // The nodes require a management API token: the replica nodes' calls to n4 must carry it.
+        Path token = Files.createTempFile("stowage-api-token-", "");
+        Files.writeString(token, "snapshot-consistency-0123456789abcdef");
         try (TestCluster cluster = TestCluster.start("snapshot-consistency")) {
-            cluster.startNodes(NodeSpec.storage("n1", "127.0.0.2", "zone-a", null),
-                    NodeSpec.storage("n2", "127.0.0.3", "zone-b", null),
-                    NodeSpec.storageless("n4", "127.0.0.5", "zone-a"));
+            cluster.startNodes(NodeSpec.storage("n1", "127.0.0.2", "zone-a", null).with("--api-token-file", token.toString()),
+                    NodeSpec.storage("n2", "127.0.0.3", "zone-b", null).with("--api-token-file", token.toString()),
+                    NodeSpec.storageless("n4", "127.0.0.5", "zone-a").with("--api-token-file", token.toString()));
             String volumeId = create(cluster, "n1", "source", null);
             Path device = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
             BlockWorkload writer = new BlockWorkload(device, BLOCKS, 1).start();
@@ -68,6 +76,17 @@ class SnapshotConsistencyTest {
                 long cut = assertConsistentCut(writer, onN1, copy);
                 System.out.printf("copy %s: both replicas hold writes 1..%d%n", copy, cut);
             }
+            // A management API call without the token is refused (the CSI socket, being local, needs none).
+            String api = Files.readAllLines(cluster.log("n1")).stream()
+                    .filter(l -> l.contains("management API serving on "))
+                    .map(l -> l.replaceAll(".*management API serving on (\\S+?), token required.*", "$1"))
+                    .findFirst().orElseThrow();
+            try (RemoteVolumeService anonymous = RemoteVolumeService.connect(api)) {
+                StowageException refused = assertThrows(StowageException.class, anonymous::clusterStatus);
+                assertEquals(ErrorCode.UNAUTHENTICATED, refused.code());
+            }
+        } finally {
+            Files.deleteIfExists(token);
         }
     }
 

@@ -20,5 +20,7 @@ public enum ErrorCode {
     ABORTED,
     /** The engine is not ready or a dependency is unreachable; retry later. */
     UNAVAILABLE,
+    /** The caller did not prove who it is (the management API's token is missing or wrong). */
+    UNAUTHENTICATED,
     INTERNAL
 }

@@ -22,7 +22,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Serves the management API ({@link ManagementService}) on a TCP address with Netty's native epoll
- * transport. Plaintext and unauthenticated: bind it to a loopback or otherwise trusted address.
+ * transport. Plaintext; with an {@link ApiToken} every call must carry it, without one anyone who reaches
+ * the address is served (the node warns when that address is not a loopback one).
  *
  * <p>Lifecycle: {@link #start} binds and serves; {@link #close} stops accepting calls, gives running ones
  * a grace period, cancels what is left and stops its threads. Port 0 binds an ephemeral port; {@link #port()}
@@ -57,6 +58,12 @@ public final class ManagementServer implements AutoCloseable {
      * address if it cannot be bound (in use, not local), {@link IllegalStateException} without epoll.
      */
     public static ManagementServer start(InetSocketAddress address, VolumeService volumes) {
+        return start(address, volumes, java.util.Optional.empty());
+    }
+
+    /** As {@link #start(InetSocketAddress, VolumeService)}, refusing calls without {@code token} when present. */
+    public static ManagementServer start(InetSocketAddress address, VolumeService volumes,
+                                         java.util.Optional<ApiToken> token) {
         if (!Epoll.isAvailable()) {
             throw new IllegalStateException("management API: Netty's native epoll transport is not available: "
                     + Epoll.unavailabilityCause());
@@ -71,7 +78,9 @@ public final class ManagementServer implements AutoCloseable {
                 .executor(handlers)
                 // A restarted node rebinds its port although connections of the previous run linger.
                 .withOption(ChannelOption.SO_REUSEADDR, true)
-                .addService(new ManagementService(volumes))
+                .addService(token.isPresent()
+                        ? io.grpc.ServerInterceptors.intercept(new ManagementService(volumes), token.get().serverInterceptor())
+                        : new ManagementService(volumes).bindService())
                 .build();
         try {
             server.start();
@@ -81,7 +90,13 @@ public final class ManagementServer implements AutoCloseable {
                     + address.getPort() + ": " + e.getMessage(), e);
         }
         InetSocketAddress bound = (InetSocketAddress) server.getListenSockets().get(0);
-        LOG.info("management API serving on {}:{}", bound.getAddress().getHostAddress(), bound.getPort());
+        LOG.info("management API serving on {}:{}{}", bound.getAddress().getHostAddress(), bound.getPort(),
+                token.isPresent() ? ", token required" : "");
+        if (token.isEmpty() && !bound.getAddress().isLoopbackAddress()) {
+            LOG.warn("the management API on {} takes calls from anyone who reaches it: it can create, attach and"
+                    + " delete volumes; give every node and client the same --api-token-file",
+                    bound.getAddress().getHostAddress());
+        }
         return new ManagementServer(server, boss, workers, handlers, bound);
     }
 

@@ -45,6 +45,7 @@ public final class ManagementStatus {
             ErrorCode.RESOURCE_EXHAUSTED, Status.Code.RESOURCE_EXHAUSTED,
             ErrorCode.ABORTED, Status.Code.ABORTED,
             ErrorCode.UNAVAILABLE, Status.Code.UNAVAILABLE,
+            ErrorCode.UNAUTHENTICATED, Status.Code.UNAUTHENTICATED,
             ErrorCode.INTERNAL, Status.Code.INTERNAL));
 
     private static final Map<Status.Code, ErrorCode> REVERSE = new EnumMap<>(Status.Code.class);

@@ -90,6 +90,11 @@ public final class RemoteVolumeService implements VolumeService, AutoCloseable {
      * A malformed endpoint is an INVALID_ARGUMENT {@link StowageException} naming field "endpoint".
      */
     public static RemoteVolumeService connect(String endpoint, Duration deadline) {
+        return connect(endpoint, deadline, java.util.Optional.empty());
+    }
+
+    /** As {@link #connect(String, Duration)}, sending {@code token} with every call when present. */
+    public static RemoteVolumeService connect(String endpoint, Duration deadline, java.util.Optional<ApiToken> token) {
         int colon = endpoint == null ? -1 : endpoint.lastIndexOf(':');
         if (colon <= 0 || colon == endpoint.length() - 1) {
             throw StowageException.invalid("endpoint", "'" + endpoint + "' is not HOST:PORT");
@@ -107,7 +112,9 @@ public final class RemoteVolumeService implements VolumeService, AutoCloseable {
         if (port < 1 || port > 65535 || host.isEmpty()) {
             throw StowageException.invalid("endpoint", "'" + endpoint + "' is not HOST:PORT with a port 1-65535");
         }
-        ManagedChannel channel = NettyChannelBuilder.forAddress(host, port).usePlaintext().build();
+        NettyChannelBuilder builder = NettyChannelBuilder.forAddress(host, port).usePlaintext();
+        token.ifPresent(t -> builder.intercept(t.clientInterceptor()));
+        ManagedChannel channel = builder.build();
         return new RemoteVolumeService(channel, endpoint, deadline);
     }
 
