@@ -15,3 +15,8 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 {{- define "stowage.etcd" -}}
 {{ join "," .Values.etcd.endpoints }}
 {{- end -}}
+
+{{/* The Secret holding the management API token (key "token"). */}}
+{{- define "stowage.apiTokenSecret" -}}
+{{- .Values.apiToken.existingSecret | default "stowage-api-token" -}}
+{{- end }}

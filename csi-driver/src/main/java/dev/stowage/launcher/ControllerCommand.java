@@ -28,30 +28,44 @@ final class ControllerCommand {
 
     private ControllerCommand() {}
 
-    static int run(List<String> args) throws Exception {
-        String endpoint = null;
-        String api = null;
-        String tokenFile = null;
-        for (int i = 0; i < args.size(); i++) {
-            String a = args.get(i);
-            if (i + 1 >= args.size()) {
-                System.err.print("stowage csi-controller: " + a + " needs a value\n" + USAGE);
-                return 2;
-            }
-            switch (a) {
-                case "--csi-endpoint" -> endpoint = args.get(++i);
-                case "--api" -> api = args.get(++i);
-                case "--api-token-file" -> tokenFile = args.get(++i);
-                default -> {
-                    System.err.print("stowage csi-controller: unknown option " + a + "\n" + USAGE);
-                    return 2;
+    /** The options of {@code stowage csi-controller}; {@code --key value} and {@code --key=value} alike. */
+    record Options(String endpoint, String api, String tokenFile) {
+        /** Parses {@code args} (after the word "csi-controller"); an IllegalArgumentException names what is wrong. */
+        static Options parse(List<String> args) {
+            java.util.Map<String, String> values = new java.util.HashMap<>();
+            for (int i = 0; i < args.size(); i++) {
+                String a = args.get(i);
+                int eq = a.indexOf('=');
+                String key = eq > 0 ? a.substring(0, eq) : a;
+                if (!List.of("--csi-endpoint", "--api", "--api-token-file").contains(key)) {
+                    throw new IllegalArgumentException("unknown option " + a);
+                }
+                if (eq < 0 && i + 1 >= args.size()) {
+                    throw new IllegalArgumentException(a + " needs a value");
+                }
+                if (values.put(key, eq > 0 ? a.substring(eq + 1) : args.get(++i)) != null) {
+                    throw new IllegalArgumentException(key + " given twice");
                 }
             }
+            if (!values.containsKey("--csi-endpoint") || !values.containsKey("--api")) {
+                throw new IllegalArgumentException("--csi-endpoint and --api are required");
+            }
+            NodeOptions.parseEndpoint(values.get("--csi-endpoint"));
+            return new Options(values.get("--csi-endpoint"), values.get("--api"), values.get("--api-token-file"));
         }
-        if (endpoint == null || api == null) {
-            System.err.print("stowage csi-controller: --csi-endpoint and --api are required\n" + USAGE);
+    }
+
+    static int run(List<String> args) throws Exception {
+        Options options;
+        try {
+            options = Options.parse(args);
+        } catch (IllegalArgumentException e) {
+            System.err.print("stowage csi-controller: " + e.getMessage() + "\n" + USAGE);
             return 2;
         }
+        String endpoint = options.endpoint();
+        String api = options.api();
+        String tokenFile = options.tokenFile();
         String socket = "unix://" + NodeOptions.parseEndpoint(endpoint);
         java.util.Optional<ApiToken> token;
         try {

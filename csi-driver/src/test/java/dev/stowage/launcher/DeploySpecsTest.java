@@ -1,0 +1,136 @@
+package dev.stowage.launcher;
+
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The stowage command lines that deploy/ ships must start: each is parsed by the same code that
+ * {@code stowage node} and {@code stowage csi-controller} run, with the variables Kubernetes and
+ * Mesos fill in replaced by sample values. (The manifests once passed --etcd without the --listen it
+ * requires, so every node pod would have exited at start.) The Helm templates need helm to render
+ * and are not covered here.
+ */
+class DeploySpecsTest {
+    private static final Path DEPLOY = Path.of("..", "deploy").toAbsolutePath().normalize();
+
+    @Test
+    void kubernetesManifestsStartTheirStowageContainers() throws IOException {
+        List<List<String>> commands = new ArrayList<>();
+        for (String file : List.of("node.yaml", "controller.yaml")) {
+            commands.addAll(stowageArgs(DEPLOY.resolve("kubernetes").resolve(file)));
+        }
+        assertEquals(2, commands.size(), "a stowage container in node.yaml and one in controller.yaml");
+        commands.forEach(DeploySpecsTest::parses);
+        assertTrue(commands.stream().anyMatch(c -> c.get(0).equals("node") && c.contains("--listen=10.0.0.7:7410")),
+                commands.toString());
+    }
+
+    @Test
+    void mesosPluginConfigsStartTheirStowageContainers() throws IOException {
+        int seen = 0;
+        for (String file : List.of("csi-stowage-node.json", "csi-stowage-node-and-controller.json")) {
+            for (String line : Files.readAllLines(DEPLOY.resolve("mesos").resolve(file))) {
+                int at = line.indexOf("exec stowage ");
+                if (at < 0) {
+                    continue;
+                }
+                String shell = line.substring(at + "exec stowage ".length(), line.lastIndexOf('"'))
+                        .replace("\\\"", "\"")
+                        .replace("$(hostname -I | cut -d' ' -f1)", "10.0.0.7")
+                        .replace("$(hostname -s)", "agent-1")
+                        .replace("$CSI_ENDPOINT", "unix:///run/mesos/csi.sock");
+                parses(shellWords(shell));
+                seen++;
+            }
+        }
+        assertEquals(3, seen, "two node commands and one controller command");
+    }
+
+    @Test
+    void theControllersOptionsTakeBothSpellingsAndNameWhatIsWrong() {
+        ControllerCommand.Options o = ControllerCommand.Options.parse(
+                List.of("--csi-endpoint=unix:///csi/csi.sock", "--api", "10.0.0.7:7420"));
+        assertEquals("10.0.0.7:7420", o.api());
+        assertEquals(null, o.tokenFile());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> ControllerCommand.Options.parse(
+                List.of("--csi-endpoint=unix:///x", "--api=h:1", "--etcd=http://e:2379"))).getMessage().contains("--etcd"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> ControllerCommand.Options.parse(
+                List.of("--csi-endpoint=unix:///x"))).getMessage().contains("--api"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> ControllerCommand.Options.parse(
+                List.of("--csi-endpoint=relative", "--api=h:1"))).getMessage().contains("--csi-endpoint"));
+    }
+
+    private static void parses(List<String> command) {
+        List<String> args = command.subList(1, command.size());
+        switch (command.get(0)) {
+            case "node" -> assertDoesNotThrow(() -> NodeOptions.parse(args), () -> "stowage " + command);
+            case "csi-controller" -> assertDoesNotThrow(() -> ControllerCommand.Options.parse(args),
+                    () -> "stowage " + command);
+            default -> throw new AssertionError("unexpected stowage command " + command);
+        }
+    }
+
+    /**
+     * The args list after each {@code command: ["stowage"]} of a manifest, with $(NODE_IP),
+     * $(NODE_NAME) and $(POD_NAME) filled in; comment lines are skipped.
+     */
+    private static List<List<String>> stowageArgs(Path manifest) throws IOException {
+        List<String> lines = Files.readAllLines(manifest);
+        List<List<String>> out = new ArrayList<>();
+        for (int i = 0; i < lines.size(); i++) {
+            if (!lines.get(i).trim().equals("command: [\"stowage\"]")) {
+                continue;
+            }
+            int j = i + 1;
+            while (!lines.get(j).trim().equals("args:")) {
+                j++;
+            }
+            List<String> args = new ArrayList<>();
+            for (j++; j < lines.size(); j++) {
+                String t = lines.get(j).trim();
+                if (t.startsWith("#")) {
+                    continue;
+                }
+                if (!t.startsWith("- ")) {
+                    break;
+                }
+                args.add(t.substring(2).replace("$(NODE_IP)", "10.0.0.7").replace("$(NODE_NAME)", "node-a")
+                        .replace("$(POD_NAME)", "controller-0"));
+            }
+            out.add(args);
+        }
+        return out;
+    }
+
+    /** Splits a shell command line on spaces outside double quotes, dropping the quotes. */
+    private static List<String> shellWords(String line) {
+        List<String> words = new ArrayList<>();
+        StringBuilder w = new StringBuilder();
+        boolean quoted = false;
+        for (char c : line.toCharArray()) {
+            if (c == '"') {
+                quoted = !quoted;
+            } else if (c == ' ' && !quoted) {
+                if (w.length() > 0) {
+                    words.add(w.toString());
+                    w.setLength(0);
+                }
+            } else {
+                w.append(c);
+            }
+        }
+        if (w.length() > 0) {
+            words.add(w.toString());
+        }
+        return words;
+    }
+}
