@@ -17,6 +17,6 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 {{- end -}}
 
 {{/* The Secret holding the management API token (key "token"). */}}
-{{- define "stowage.apiTokenSecret" -}}
-{{- .Values.apiToken.existingSecret | default "stowage-api-token" -}}
+{{- define "stowage.clusterTokenSecret" -}}
+{{- .Values.clusterToken.existingSecret | default "stowage-cluster-token" -}}
 {{- end }}

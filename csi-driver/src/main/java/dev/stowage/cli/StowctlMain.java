@@ -18,7 +18,7 @@ public final class StowctlMain {
     public static final String DEFAULT_ENDPOINT = "127.0.0.1:7420";
     static final Set<String> GLOBAL_FLAGS = Set.of("endpoint", "output", "help", "token-file");
     /** Where the API token is read from when --token-file is not given. */
-    static final String TOKEN_FILE_ENV = "STOWAGE_API_TOKEN_FILE";
+    static final String TOKEN_FILE_ENV = "STOWAGE_CLUSTER_TOKEN_FILE";
 
     static final String USAGE = """
             usage: stowctl [--endpoint HOST:PORT] [--token-file PATH] [-o table|json] COMMAND
@@ -38,8 +38,8 @@ public final class StowctlMain {
               snapshot create NAME --volume NAME|ID
               snapshot list [--volume NAME|ID]
               snapshot delete NAME|ID
-            --endpoint defaults to 127.0.0.1:7420. --token-file (default: $STOWAGE_API_TOKEN_FILE) holds the
-            token of nodes started with --api-token-file. SIZE: bytes or e.g. 512MiB, 10GiB, 1TiB, 1G (=10^9).
+            --endpoint defaults to 127.0.0.1:7420. --token-file (default: $STOWAGE_CLUSTER_TOKEN_FILE) holds the
+            token of nodes started with --cluster-token-file. SIZE: bytes or e.g. 512MiB, 10GiB, 1TiB, 1G (=10^9).
             """;
 
     private StowctlMain() {}

@@ -20,10 +20,10 @@ import org.slf4j.LoggerFactory;
 final class ControllerCommand {
     private static final Logger LOG = LoggerFactory.getLogger(ControllerCommand.class);
     static final String USAGE = """
-            usage: stowage csi-controller --csi-endpoint unix:///PATH --api HOST:PORT [--api-token-file PATH]
-              --csi-endpoint URI       CSI socket the sidecars connect to
-              --api HOST:PORT          management API of any node of the cluster
-              --api-token-file PATH    the token the nodes were started with (their --api-token-file)
+            usage: stowage csi-controller --csi-endpoint unix:///PATH --api HOST:PORT [--cluster-token-file PATH]
+              --csi-endpoint URI           CSI socket the sidecars connect to
+              --api HOST:PORT              management API of any node of the cluster
+              --cluster-token-file PATH    the token the nodes were started with (their --cluster-token-file)
             """;
 
     private ControllerCommand() {}
@@ -37,7 +37,7 @@ final class ControllerCommand {
                 String a = args.get(i);
                 int eq = a.indexOf('=');
                 String key = eq > 0 ? a.substring(0, eq) : a;
-                if (!List.of("--csi-endpoint", "--api", "--api-token-file").contains(key)) {
+                if (!List.of("--csi-endpoint", "--api", "--cluster-token-file").contains(key)) {
                     throw new IllegalArgumentException("unknown option " + a);
                 }
                 if (eq < 0 && i + 1 >= args.size()) {
@@ -51,7 +51,7 @@ final class ControllerCommand {
                 throw new IllegalArgumentException("--csi-endpoint and --api are required");
             }
             NodeOptions.parseEndpoint(values.get("--csi-endpoint"));
-            return new Options(values.get("--csi-endpoint"), values.get("--api"), values.get("--api-token-file"));
+            return new Options(values.get("--csi-endpoint"), values.get("--api"), values.get("--cluster-token-file"));
         }
     }
 
@@ -70,7 +70,7 @@ final class ControllerCommand {
         java.util.Optional<ApiToken> token;
         try {
             token = tokenFile == null ? java.util.Optional.empty()
-                    : java.util.Optional.of(ApiToken.read("--api-token-file", java.nio.file.Path.of(tokenFile)));
+                    : java.util.Optional.of(ApiToken.read("--cluster-token-file", java.nio.file.Path.of(tokenFile)));
         } catch (dev.stowage.engine.api.StowageException e) {
             System.err.print("stowage csi-controller: " + e.getMessage() + "\n" + USAGE);
             return 2;

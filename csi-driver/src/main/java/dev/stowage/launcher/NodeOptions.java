@@ -21,7 +21,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                           boolean csiNode, boolean loopDirectIo, Optional<InetSocketAddress> apiListen,
                           Optional<InetSocketAddress> listen, boolean storageless,
                           java.time.Duration replicaReplaceTimeout, long rebuildBytesPerSecond,
-                          Optional<Path> apiTokenFile) {
+                          Optional<Path> clusterTokenFile) {
     /**
      * FUSE server threads per attached volume. Each blocks on one request, so they bound the requests in
      * flight: measured on 2 cores (docs/benchmarks.md), 16 beat 4 by a third on 4 KiB random writes and
@@ -50,9 +50,10 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
               --csi-services LIST       controller,node (default both)
               --loop-direct-io on|off   loop devices use direct I/O on the FUSE file (default on)
               --api-listen HOST:PORT    management API (stowctl) address, or "off" (default 127.0.0.1:7420); plaintext
-              --api-token-file PATH     a file holding the token every management API call must carry (at least
-                                        32 characters); give all nodes and clients the same. Without it the API
-                                        serves anyone who reaches it: keep it on a trusted address then
+              --cluster-token-file PATH a file holding the cluster's shared token (at least 32 characters): every
+                                        management API call and every replication connection must carry it;
+                                        give all nodes, the controller and stowctl the same. Without it both
+                                        serve anyone who reaches them: keep them on trusted addresses then
             """;
 
     /** Parses {@code args} (after the word "node"). */
@@ -82,7 +83,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
             }
             if (!List.of("data-dir", "csi-endpoint", "node-id", "zone", "rack", "etcd", "max-volumes",
                     "fuse-threads", "csi-services", "loop-direct-io", "api-listen", "listen", "storageless", "replica-replace-timeout",
-                    "rebuild-bandwidth", "api-token-file").contains(key)) {
+                    "rebuild-bandwidth", "cluster-token-file").contains(key)) {
                 throw new IllegalArgumentException("unknown option --" + key);
             }
             if (values.put(key, value) != null) {
@@ -155,7 +156,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 fuseThreads, controller, node, dio.equals("on"), api, listen, storageless,
                 java.time.Duration.ofSeconds(parseInt(values, "replica-replace-timeout", 600, 1, 7 * 24 * 3600)),
                 parseLong(values, "rebuild-bandwidth", 0),
-                Optional.ofNullable(values.get("api-token-file")).map(f -> Path.of(f).toAbsolutePath().normalize()));
+                Optional.ofNullable(values.get("cluster-token-file")).map(f -> Path.of(f).toAbsolutePath().normalize()));
     }
 
     /** HOST:PORT or [IPv6]:PORT (port 0: any free port), or "off". */
@@ -256,7 +257,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 + " csi-services=" + (csiController ? "controller" : "") + (csiController && csiNode ? "," : "")
                 + (csiNode ? "node" : "")
                 + " api-listen=" + apiListen.map(a -> a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("off")
-                + apiTokenFile.map(f -> " api-token-file=" + f).orElse("")
+                + clusterTokenFile.map(f -> " cluster-token-file=" + f).orElse("")
                 + listen.map(a -> " listen=" + a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("")
                 + (storageless ? " storageless" : "")
                 + (etcdEndpoints.isEmpty() ? "" : " replica-replace-timeout=" + replicaReplaceTimeout.toSeconds() + "s"

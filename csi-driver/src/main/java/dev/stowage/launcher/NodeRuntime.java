@@ -5,6 +5,7 @@ import dev.stowage.csi.server.CsiServer;
 import dev.stowage.csi.server.CsiServerConfig;
 import dev.stowage.engine.api.grpc.ManagementServer;
 import dev.stowage.engine.api.grpc.ApiToken;
+import dev.stowage.engine.cluster.ClusterToken;
 import dev.stowage.engine.api.grpc.RemoteVolumeService;
 import dev.stowage.engine.cluster.EmbeddedMetadataStore;
 import dev.stowage.engine.cluster.Membership;
@@ -49,13 +50,16 @@ public final class NodeRuntime implements AutoCloseable {
     private final LocalVolumeService volumes;
     /** This node's cluster membership; null on a single host. */
     private Membership membership;
+    /** The cluster's shared secret (--cluster-token-file), or null. */
+    private ClusterToken clusterToken;
 
     private NodeRuntime(NodeOptions options) throws Exception {
         LOG.info("starting stowage {} node: {}", Version.get(), options.describe());
         try {
             Files.createDirectories(options.dataDir());
             // Read first: a bad token file stops the node before anything starts.
-            Optional<ApiToken> apiToken = options.apiTokenFile().map(f -> ApiToken.read("--api-token-file", f));
+            clusterToken = options.clusterTokenFile().map(f -> ClusterToken.read("--cluster-token-file", f)).orElse(null);
+            Optional<ApiToken> apiToken = Optional.ofNullable(clusterToken).map(ApiToken::of);
             FileStoragePool pool = null;
             if (!options.storageless()) {
                 pool = FileStoragePool.open(options.dataDir().resolve("pool"));
@@ -134,7 +138,7 @@ public final class NodeRuntime implements AutoCloseable {
         NodeDescriptor self;
         ReplicaServer server = null;
         if (pool != null) {
-            server = ReplicaServer.start(listen, pool, options.dataDir().resolve("replication"));
+            server = ReplicaServer.start(listen, pool, options.dataDir().resolve("replication"), clusterToken);
             started.push(server);
             address = listen.getAddress().getHostAddress() + ":" + server.port();
             self = NodeDescriptor.storage(options.nodeId(), address, options.labels(), pool.capacityBytes(),
@@ -149,7 +153,7 @@ public final class NodeRuntime implements AutoCloseable {
         LOG.info("node {} joined the cluster as {} at {}", options.nodeId(),
                 pool == null ? "a storage-less node" : "a storage node", address);
         return LocalVolumeService.inCluster(config, metadata, membership, pool, server, group, REPLICA_REQUEST_TIMEOUT,
-                options.replicaReplaceTimeout(), options.rebuildBytesPerSecond(), frontend, Clock.systemUTC());
+                options.replicaReplaceTimeout(), options.rebuildBytesPerSecond(), frontend, Clock.systemUTC(), clusterToken);
     }
 
     /**

@@ -97,7 +97,7 @@ class StowctlMainTest {
         java.nio.file.Path wrongFile = dir.resolve("wrong-token");
         java.nio.file.Files.writeString(wrongFile, "fedcba9876543210fedcba9876543210");
         try (ManagementServer guarded = ManagementServer.start(new InetSocketAddress("127.0.0.1", 0), volumes,
-                java.util.Optional.of(dev.stowage.engine.api.grpc.ApiToken.read("--api-token-file", tokenFile)))) {
+                java.util.Optional.of(dev.stowage.engine.api.grpc.ApiToken.read("--cluster-token-file", tokenFile)))) {
             Result without = run(List.of("--endpoint", guarded.endpoint(), "volume", "list"));
             assertEquals(1, without.code());
             assertTrue(without.err().startsWith("stowctl: UNAUTHENTICATED: ") && without.err().contains("--token-file"),
@@ -105,7 +105,7 @@ class StowctlMainTest {
             Result wrong = run(List.of("--endpoint", guarded.endpoint(), "--token-file", wrongFile.toString(),
                     "volume", "create", "x", "--size", "1GiB", "--repl", "1"));
             assertEquals(1, wrong.code());
-            assertTrue(wrong.err().contains("wrong token"), wrong.err());
+            assertTrue(wrong.err().contains("wrong cluster token"), wrong.err());
             assertTrue(volumes.listVolumes(0, null).items().isEmpty(), "a refused call did nothing");
 
             ok(run(List.of("--endpoint", guarded.endpoint(), "--token-file", tokenFile.toString(),

@@ -36,12 +36,12 @@ class SnapshotConsistencyTest {
     @Test
     void copiesOfAVolumeWrittenElsewhereHoldTheSameWritesOnEveryReplica() throws Exception {
         // The nodes require a management API token: the replica nodes' calls to n4 must carry it.
-        Path token = Files.createTempFile("stowage-api-token-", "");
+        Path token = Files.createTempFile("stowage-cluster-token-", "");
         Files.writeString(token, "snapshot-consistency-0123456789abcdef");
         try (TestCluster cluster = TestCluster.start("snapshot-consistency")) {
-            cluster.startNodes(NodeSpec.storage("n1", "127.0.0.2", "zone-a", null).with("--api-token-file", token.toString()),
-                    NodeSpec.storage("n2", "127.0.0.3", "zone-b", null).with("--api-token-file", token.toString()),
-                    NodeSpec.storageless("n4", "127.0.0.5", "zone-a").with("--api-token-file", token.toString()));
+            cluster.startNodes(NodeSpec.storage("n1", "127.0.0.2", "zone-a", null).with("--cluster-token-file", token.toString()),
+                    NodeSpec.storage("n2", "127.0.0.3", "zone-b", null).with("--cluster-token-file", token.toString()),
+                    NodeSpec.storageless("n4", "127.0.0.5", "zone-a").with("--cluster-token-file", token.toString()));
             String volumeId = create(cluster, "n1", "source", null);
             Path device = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
             BlockWorkload writer = new BlockWorkload(device, BLOCKS, 1).start();

@@ -61,6 +61,7 @@ final class ClusterFleet implements ReplicaFleet {
     private final Duration requestTimeout;
     private final double overprovisionRatio;
     private final Map<String, ReplicaClient> clients = new ConcurrentHashMap<>();
+    private final dev.stowage.engine.cluster.ClusterToken token;
     /** Members seen leaving and not back, as last seen; written by the membership's listener thread. */
     private final Map<String, NodeDescriptor> departed = new ConcurrentHashMap<>();
     private final AutoCloseable departures;
@@ -78,6 +79,14 @@ final class ClusterFleet implements ReplicaFleet {
      */
     ClusterFleet(String localNodeId, Membership membership, StoragePool localPool, ReplicaServer localServer,
                  EventLoopGroup group, Duration requestTimeout, double overprovisionRatio) {
+        this(localNodeId, membership, localPool, localServer, group, requestTimeout, overprovisionRatio, null);
+    }
+
+    /** @param token presented to every replica server this node connects to, or null */
+    ClusterFleet(String localNodeId, Membership membership, StoragePool localPool, ReplicaServer localServer,
+                 EventLoopGroup group, Duration requestTimeout, double overprovisionRatio,
+                 dev.stowage.engine.cluster.ClusterToken token) {
+        this.token = token;
         this.localNodeId = localNodeId;
         this.membership = membership;
         this.localPool = localPool;
@@ -367,7 +376,7 @@ final class ClusterFleet implements ReplicaFleet {
             throw new IOException("node " + nodeId + " is not a live member of the cluster");
         }
         InetSocketAddress socket = socketAddress(node.get().address());
-        ReplicaClient fresh = await(ReplicaClient.connect(socket, sourceAddress(), group), nodeId, "connect");
+        ReplicaClient fresh = await(ReplicaClient.connect(socket, sourceAddress(), group, token), nodeId, "connect");
         ReplicaClient previous = clients.put(nodeId, fresh);
         if (previous != null) {
             previous.close();

@@ -91,8 +91,21 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                                                io.netty.channel.EventLoopGroup group,
                                                java.time.Duration requestTimeout, java.time.Duration replicaReplaceTimeout,
                                                long rebuildBytesPerSecond, Frontend frontend, Clock clock) {
+        return inCluster(config, metadata, membership, localPool, localServer, group, requestTimeout,
+                replicaReplaceTimeout, rebuildBytesPerSecond, frontend, clock, null);
+    }
+
+    /** As above; {@code token} (may be null) is presented to every replica server this node connects to. */
+    public static LocalVolumeService inCluster(VolumeServiceConfig config, MetadataStore metadata,
+                                               dev.stowage.engine.cluster.Membership membership,
+                                               StoragePool localPool,
+                                               dev.stowage.engine.replication.net.ReplicaServer localServer,
+                                               io.netty.channel.EventLoopGroup group,
+                                               java.time.Duration requestTimeout, java.time.Duration replicaReplaceTimeout,
+                                               long rebuildBytesPerSecond, Frontend frontend, Clock clock,
+                                               dev.stowage.engine.cluster.ClusterToken token) {
         ClusterFleet fleet = new ClusterFleet(config.nodeId(), membership, localPool, localServer, group,
-                requestTimeout, config.overprovisionRatio());
+                requestTimeout, config.overprovisionRatio(), token);
         LocalVolumeService service = new LocalVolumeService(config, metadata, fleet, frontend, clock);
         service.repairer = new ReplicaRepairer(fleet,
                 new ReplicaRepairer.Config(java.time.Duration.ofSeconds(1), replicaReplaceTimeout, rebuildBytesPerSecond),

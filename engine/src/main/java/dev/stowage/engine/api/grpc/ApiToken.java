@@ -1,6 +1,6 @@
 package dev.stowage.engine.api.grpc;
 
-import dev.stowage.engine.api.StowageException;
+import dev.stowage.engine.cluster.ClusterToken;
 import io.grpc.ClientInterceptor;
 import io.grpc.Metadata;
 import io.grpc.ServerCall;
@@ -8,78 +8,34 @@ import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import io.grpc.Status;
 import io.grpc.stub.MetadataUtils;
-import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermission;
-import java.security.MessageDigest;
-import java.util.Set;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
- * The shared secret that the management API asks of its callers: every node of a cluster, stowctl
- * and the CSI controller read the same token from a file and send it with each call, as the
- * {@code authorization} header ({@code Bearer TOKEN}). Without one, anyone who reaches a node's API
- * port can create, attach and delete volumes.
- *
- * <p>From a file, not a flag: a command line is readable by every user of the host through /proc.
- * The file holds the token on one line (a trailing newline is ignored); it must be at least
- * {@link #MIN_LENGTH} printable ASCII characters without spaces. A file that others than its owner
- * may read is accepted with a warning.
- *
- * <p>Comparison takes the same time whatever the mismatch ({@link MessageDigest#isEqual}).
+ * The {@link ClusterToken} on the management API: sent with every call as the {@code authorization}
+ * header ({@code Bearer TOKEN}), and asked of every call before any handler runs.
  */
 public final class ApiToken {
-    private static final Logger LOG = LoggerFactory.getLogger(ApiToken.class);
-    /** Shortest token accepted: 128 bits of hex. */
-    public static final int MIN_LENGTH = 32;
     private static final Metadata.Key<String> AUTHORIZATION =
             Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
     private static final String SCHEME = "Bearer ";
 
-    private final byte[] expected;
+    private final ClusterToken token;
     private final String header;
 
-    private ApiToken(String token) {
-        this.expected = (SCHEME + token).getBytes(StandardCharsets.US_ASCII);
-        this.header = SCHEME + token;
+    private ApiToken(ClusterToken token) {
+        this.token = token;
+        this.header = SCHEME + new String(token.bytes(), StandardCharsets.US_ASCII);
     }
 
-    /**
-     * Reads the token in {@code file}; {@code field} (the flag that named the file) is named in every
-     * error, an INVALID_ARGUMENT {@link StowageException}.
-     */
-    public static ApiToken read(String field, Path file) {
-        String text;
-        try {
-            text = Files.readString(file, StandardCharsets.US_ASCII);
-        } catch (IOException e) {
-            throw StowageException.invalid(field, "cannot read the token file " + file + ": "
-                    + (e instanceof java.nio.file.NoSuchFileException ? "no such file" : e.getMessage()));
-        }
-        String token = text.endsWith("\n") ? text.substring(0, text.length() - 1) : text;
-        if (token.length() < MIN_LENGTH) {
-            throw StowageException.invalid(field, "the token in " + file + " has " + token.length()
-                    + " characters; at least " + MIN_LENGTH + " are needed");
-        }
-        for (int i = 0; i < token.length(); i++) {
-            char c = token.charAt(i);
-            if (c <= ' ' || c > '~') {
-                throw StowageException.invalid(field, "the token in " + file + " may hold printable ASCII only,"
-                        + " without spaces (character " + (i + 1) + " is not)");
-            }
-        }
-        try {
-            Set<PosixFilePermission> mode = Files.getPosixFilePermissions(file);
-            if (mode.contains(PosixFilePermission.GROUP_READ) || mode.contains(PosixFilePermission.OTHERS_READ)) {
-                LOG.warn("the API token file {} is readable by others than its owner; chmod 600 it", file);
-            }
-        } catch (IOException | UnsupportedOperationException e) {
-            // the mode is advice only
-        }
+    /** The management API's use of {@code token}. */
+    public static ApiToken of(ClusterToken token) {
         return new ApiToken(token);
+    }
+
+    /** Reads a {@link ClusterToken} (see {@link ClusterToken#read}) for the management API. */
+    public static ApiToken read(String field, Path file) {
+        return new ApiToken(ClusterToken.read(field, file));
     }
 
     /** Sends the token with every call of a channel. */
@@ -96,10 +52,12 @@ public final class ApiToken {
             public <Q, A> ServerCall.Listener<Q> interceptCall(ServerCall<Q, A> call, Metadata headers,
                                                                ServerCallHandler<Q, A> next) {
                 String got = headers.get(AUTHORIZATION);
-                if (got == null || !MessageDigest.isEqual(expected, got.getBytes(StandardCharsets.US_ASCII))) {
+                if (got == null || !got.startsWith(SCHEME)
+                        || !token.matches(got.substring(SCHEME.length()).getBytes(StandardCharsets.US_ASCII))) {
                     call.close(Status.UNAUTHENTICATED.withDescription(got == null
-                            ? "this node's management API needs its token (--api-token-file of nodes and the controller, stowctl --token-file)"
-                            : "wrong token for this node's management API"), new Metadata());
+                            ? "this node's management API needs the cluster token (--cluster-token-file of nodes and"
+                                    + " the controller, stowctl --token-file)"
+                            : "wrong cluster token for this node's management API"), new Metadata());
                     return new ServerCall.Listener<>() {};
                 }
                 return next.startCall(call, headers);

@@ -94,7 +94,7 @@ public final class ManagementServer implements AutoCloseable {
                 token.isPresent() ? ", token required" : "");
         if (token.isEmpty() && !bound.getAddress().isLoopbackAddress()) {
             LOG.warn("the management API on {} takes calls from anyone who reaches it: it can create, attach and"
-                    + " delete volumes; give every node and client the same --api-token-file",
+                    + " delete volumes; give every node and client the same --cluster-token-file",
                     bound.getAddress().getHostAddress());
         }
         return new ManagementServer(server, boss, workers, handlers, bound);

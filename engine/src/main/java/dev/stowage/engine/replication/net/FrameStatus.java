@@ -15,7 +15,9 @@ public enum FrameStatus {
      */
     CHECKSUM_MISMATCH(4),
     /** The request is malformed or out of range; payload: message naming the field. */
-    BAD_REQUEST(5);
+    BAD_REQUEST(5),
+    /** The connection did not begin with a HELLO carrying the server's cluster token; payload: message. */
+    UNAUTHENTICATED(6);
 
     private final int code;
 

@@ -41,12 +41,18 @@ public enum FrameType {
      * earlier epoch than the request's. The response's payload is one u64 region number per
      * region, ascending.
      */
-    IN_DOUBT(14);
+    IN_DOUBT(14),
+    /**
+     * The first request on a connection to a replica server that has a cluster token: the payload
+     * is the token. Answered OK, or UNAUTHENTICATED and the connection closed. A server without a
+     * token answers it OK as well.
+     */
+    HELLO(15);
 
     /** Bit set in a response's type byte. */
     public static final int RESPONSE_BIT = 0x80;
 
-    private static final FrameType[] BY_CODE = new FrameType[15];
+    private static final FrameType[] BY_CODE = new FrameType[16];
 
     static {
         for (FrameType t : values()) {

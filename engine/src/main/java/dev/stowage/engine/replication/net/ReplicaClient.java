@@ -78,6 +78,32 @@ public final class ReplicaClient implements AutoCloseable {
      */
     public static CompletableFuture<ReplicaClient> connect(InetSocketAddress address, InetAddress source,
                                                            EventLoopGroup group) {
+        return connect(address, source, group, null);
+    }
+
+    /**
+     * As {@link #connect(InetSocketAddress, InetAddress, EventLoopGroup)}, presenting {@code token}
+     * (may be null) in a HELLO before the connection is handed out: a server that refuses it fails
+     * the future with a {@link ReplicaRequestException} of status UNAUTHENTICATED.
+     */
+    public static CompletableFuture<ReplicaClient> connect(InetSocketAddress address, InetAddress source,
+                                                           EventLoopGroup group,
+                                                           dev.stowage.engine.cluster.ClusterToken token) {
+        CompletableFuture<ReplicaClient> connected = connectPlain(address, source, group);
+        if (token == null) {
+            return connected;
+        }
+        return connected.thenCompose(c -> c.call(id -> Frame.request(FrameType.HELLO, id, 0, 0, 0, 0, 0,
+                        Unpooled.wrappedBuffer(token.bytes())), null, FrameType.HELLO, 0, 0, resp -> c)
+                .whenComplete((ok, failure) -> {
+                    if (failure != null) {
+                        c.close();
+                    }
+                }));
+    }
+
+    private static CompletableFuture<ReplicaClient> connectPlain(InetSocketAddress address, InetAddress source,
+                                                                 EventLoopGroup group) {
         CompletableFuture<ReplicaClient> result = new CompletableFuture<>();
         ReplicaClient[] holder = new ReplicaClient[1];
         Bootstrap b = new Bootstrap()

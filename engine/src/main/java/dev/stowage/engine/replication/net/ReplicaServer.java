@@ -62,6 +62,8 @@ public final class ReplicaServer implements AutoCloseable {
     private final Map<String, ReplicaVolume> volumes = new HashMap<>();
     private final ReplicaControl control;
     private Channel serverChannel;
+    /** Asked of every connection in a HELLO when not null; set once before the server binds. */
+    private dev.stowage.engine.cluster.ClusterToken token;
     private InetSocketAddress bound;
     private boolean closed;
 
@@ -92,9 +94,26 @@ public final class ReplicaServer implements AutoCloseable {
         return start(bind, pool, replicationDir, 2, ioThreads);
     }
 
+    /**
+     * As {@link #start(InetSocketAddress, StoragePool, Path)}; with a {@code token} (may be null), a
+     * connection is served only after a HELLO that carries it ({@link FrameType#HELLO}).
+     */
+    public static ReplicaServer start(InetSocketAddress bind, StoragePool pool, Path replicationDir,
+                                      dev.stowage.engine.cluster.ClusterToken token) throws IOException {
+        int ioThreads = Math.max(8, 2 * Runtime.getRuntime().availableProcessors());
+        ReplicaServer s = start(bind, pool, replicationDir, 2, ioThreads, token);
+        return s;
+    }
+
     /** As {@link #start(InetSocketAddress, StoragePool, Path)} with the thread counts given. */
     public static ReplicaServer start(InetSocketAddress bind, StoragePool pool, Path replicationDir,
                                       int eventLoops, int ioThreads) throws IOException {
+        return start(bind, pool, replicationDir, eventLoops, ioThreads, null);
+    }
+
+    private static ReplicaServer start(InetSocketAddress bind, StoragePool pool, Path replicationDir,
+                                       int eventLoops, int ioThreads, dev.stowage.engine.cluster.ClusterToken token)
+            throws IOException {
         if (bind == null || pool == null || replicationDir == null) {
             throw new IllegalArgumentException("bind, pool and replicationDir must not be null");
         }
@@ -103,16 +122,22 @@ public final class ReplicaServer implements AutoCloseable {
         }
         Files.createDirectories(replicationDir);
         ReplicaServer s = new ReplicaServer(pool, replicationDir, eventLoops, ioThreads);
+        s.token = token;
         try {
             s.bind(bind);
         } catch (IOException | RuntimeException e) {
             s.close();
             throw e;
         }
-        LOG.info("replica server listening on {} ({}; {} event loops, {} I/O threads; replication dir {})",
+        LOG.info("replica server listening on {} ({}; {} event loops, {} I/O threads; replication dir {}){}",
                 s.bound, NettyTransport.epoll() ? "epoll" : "nio", eventLoops,
-                ioThreads, replicationDir);
+                ioThreads, replicationDir, token == null ? "" : "; cluster token required");
         return s;
+    }
+
+    /** The token connections must present, or null. */
+    dev.stowage.engine.cluster.ClusterToken token() {
+        return token;
     }
 
     private void bind(InetSocketAddress bind) throws IOException {

@@ -47,6 +47,8 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
     private final Map<Integer, ReplicaVolume> handles = new ConcurrentHashMap<>();
     private final AtomicInteger nextHandle = new AtomicInteger();
     private final AtomicInteger inFlight = new AtomicInteger();
+    /** Whether this connection may be served (see {@link #authenticate}); read and set on its event loop only. */
+    private boolean authenticated;
 
     ReplicaServerHandler(ReplicaServer server, Executor executor) {
         this.server = server;
@@ -57,6 +59,9 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
         Frame req = (Frame) msg;
+        if (!authenticated && !authenticate(ctx, req)) {
+            return;
+        }
         if (inFlight.incrementAndGet() > HIGH_WATER) {
             ctx.channel().config().setAutoRead(false);
         }
@@ -70,6 +75,38 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
             try {
                 respond(ctx, Frame.error(req, FrameStatus.IO_ERROR, 0, req.offset(), "replica server is closing"));
             } finally {
+                req.release();
+            }
+        }
+    }
+
+    /**
+     * The first frame of a connection to a server with a cluster token: a HELLO carrying the token
+     * is answered OK and the connection served from then on; anything else is answered
+     * UNAUTHENTICATED and the connection closed. Returns whether {@code req} is to be served.
+     */
+    private boolean authenticate(ChannelHandlerContext ctx, Frame req) {
+        dev.stowage.engine.cluster.ClusterToken token = server.token();
+        if (token == null) {
+            authenticated = true;
+            return true;
+        }
+        try {
+            boolean hello = !req.isResponse() && req.typeByte() == FrameType.HELLO.code();
+            if (hello && token.matches(io.netty.buffer.ByteBufUtil.getBytes(req.payload()))) {
+                authenticated = true;
+                ctx.writeAndFlush(Frame.response(req, FrameStatus.OK, 0, 0, 0, Unpooled.EMPTY_BUFFER), ctx.voidPromise());
+                return false;
+            }
+            LOG.warn("replica connection from {} refused: {}", ctx.channel().remoteAddress(),
+                    hello ? "wrong cluster token" : "no HELLO with the cluster token first");
+            ctx.writeAndFlush(Frame.error(req, FrameStatus.UNAUTHENTICATED, 0, 0, hello
+                            ? "wrong cluster token for this replica server"
+                            : "this replica server needs the cluster token (--cluster-token-file) in a HELLO first"))
+                    .addListener(io.netty.channel.ChannelFutureListener.CLOSE);
+            return false;
+        } finally {
+            if (!authenticated || req.typeByte() == FrameType.HELLO.code()) {
                 req.release();
             }
         }
@@ -103,6 +140,9 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
         }
         if (type.isControl()) {
             return control.serve(req);
+        }
+        if (type == FrameType.HELLO) {
+            return Frame.response(req, FrameStatus.OK, 0, 0, 0, Unpooled.EMPTY_BUFFER); // a repeat, or no token here
         }
         if (type == FrameType.OPEN) {
             return open(req);

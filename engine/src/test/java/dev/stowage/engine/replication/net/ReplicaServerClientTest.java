@@ -115,6 +115,52 @@ class ReplicaServerClientTest {
         return b;
     }
 
+    private dev.stowage.engine.cluster.ClusterToken token(String name, String text) throws Exception {
+        Path f = tmp.resolve(name);
+        java.nio.file.Files.writeString(f, text);
+        return dev.stowage.engine.cluster.ClusterToken.read("--cluster-token-file", f);
+    }
+
+    @Test
+    void aServerWithAClusterTokenServesOnlyConnectionsThatPresentIt() throws Exception {
+        dev.stowage.engine.cluster.ClusterToken right = token("right", "replication-token-0123456789abcdef");
+        dev.stowage.engine.cluster.ClusterToken wrong = token("wrong", "replication-token-fedcba9876543210");
+        client.close();
+        server.close();
+        server = ReplicaServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), pool,
+                tmp.resolve("replication"), right);
+        byte[] data = random(4096, 7);
+
+        // No HELLO: the first request is refused and the connection closed.
+        client = get(ReplicaClient.connect(server.localAddress(), null, group, null));
+        ReplicaRequestException anonymous = assertInstanceOf(ReplicaRequestException.class,
+                failure(client.openAsync(VOL, 1)));
+        assertEquals(FrameStatus.UNAUTHENTICATED, anonymous.status());
+        assertTrue(anonymous.getMessage().contains("cluster token"), anonymous.getMessage());
+        client.close();
+
+        // A wrong token: the connection is never handed out.
+        ReplicaRequestException refused = assertInstanceOf(ReplicaRequestException.class,
+                failure(ReplicaClient.connect(server.localAddress(), null, group, wrong)));
+        assertEquals(FrameStatus.UNAUTHENTICATED, refused.status());
+        assertTrue(refused.getMessage().contains("wrong cluster token"), refused.getMessage());
+
+        // The right one: served as before, and nothing the refused connections sent was written.
+        client = get(ReplicaClient.connect(server.localAddress(), null, group, right));
+        RemoteReplica r = get(client.openAsync(VOL, 1));
+        assertArrayEquals(new byte[4096], read(r, 0, 4096));
+        get(r.writeAsync(0, ByteBuffer.wrap(data), 1));
+        assertArrayEquals(data, read(r, 0, 4096));
+
+        // A client with a token may talk to a server without one.
+        client.close();
+        server.close();
+        server = ReplicaServer.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), pool,
+                tmp.resolve("replication"));
+        client = get(ReplicaClient.connect(server.localAddress(), null, group, right));
+        assertArrayEquals(data, read(get(client.openAsync(VOL, 1)), 0, 4096));
+    }
+
     @Test
     void writeFlushReadRoundTripFrom4KiBTo1MiB() throws Exception {
         RemoteReplica r = get(client.openAsync(VOL, 1));

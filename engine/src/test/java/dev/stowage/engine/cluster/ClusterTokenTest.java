@@ -1,4 +1,4 @@
-package dev.stowage.engine.api.grpc;
+package dev.stowage.engine.cluster;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -12,22 +12,22 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** What a token file may hold; the calls that carry it are tested end to end in StowctlMainTest. */
-class ApiTokenTest {
+class ClusterTokenTest {
     @TempDir
     Path dir;
 
     private StowageException refused(String content) throws Exception {
         Path f = dir.resolve("token");
         Files.writeString(f, content);
-        return assertThrows(StowageException.class, () -> ApiToken.read("--api-token-file", f));
+        return assertThrows(StowageException.class, () -> ClusterToken.read("--cluster-token-file", f));
     }
 
     @Test
     void badTokenFilesAreRefusedNamingTheFlag() throws Exception {
         StowageException missing = assertThrows(StowageException.class,
-                () -> ApiToken.read("--api-token-file", dir.resolve("absent")));
+                () -> ClusterToken.read("--cluster-token-file", dir.resolve("absent")));
         assertEquals(ErrorCode.INVALID_ARGUMENT, missing.code());
-        assertEquals("--api-token-file", missing.field());
+        assertEquals("--cluster-token-file", missing.field());
         assertTrue(missing.getMessage().contains("absent"), missing.getMessage());
 
         assertTrue(refused("x".repeat(31)).getMessage().contains("31 characters"));
@@ -40,9 +40,9 @@ class ApiTokenTest {
     void aValidTokenIsReadWithOrWithoutItsNewlineAndNeverPrinted() throws Exception {
         Path f = dir.resolve("token");
         Files.writeString(f, "0123456789abcdef0123456789abcdef\n");
-        ApiToken token = ApiToken.read("--api-token-file", f);
-        assertEquals("ApiToken[redacted]", token.toString());
+        ClusterToken token = ClusterToken.read("--cluster-token-file", f);
+        assertEquals("ClusterToken[redacted]", token.toString());
         Files.writeString(f, "0123456789abcdef0123456789abcdef");
-        ApiToken.read("--api-token-file", f);
+        ClusterToken.read("--cluster-token-file", f);
     }
 }
