@@ -91,7 +91,9 @@ class ReplicaControlTest {
                 FrameType.LIST.code()));
         assertEquals(FrameType.LIST, FrameType.ofCode(13 | FrameType.RESPONSE_BIT));
         assertEquals(FrameType.IN_DOUBT, FrameType.ofCode(14));
-        assertEquals(null, FrameType.ofCode(15));
+        assertEquals(FrameType.HELLO, FrameType.ofCode(15));
+        assertEquals(null, FrameType.ofCode(16));
+        assertFalse(FrameType.HELLO.isControl(), "HELLO is answered by the connection, not the control service");
         assertFalse(FrameType.CLOSE.isControl());
         assertFalse(FrameType.IN_DOUBT.isControl(), "a volume request after the control ones");
         assertTrue(FrameType.CREATE.isControl());
