@@ -171,7 +171,9 @@ public abstract class MembershipContract {
         Await.until(DEADLINE, "n2 to join again", () -> recorder.calls.equals(
                 List.of("join n1", "join n2", "leave n2", "join n2")));
         assertTrue(m1.isAlive("n2"));
-        assertTrue(m2.lease().id() != expired.id(), "registered under a new lease");
+        // The record under the new lease is written (and seen by n1) just before n2 takes the lease
+        // as its own, under its registration lock: wait for that step, as its updates do.
+        Await.until(DEADLINE, "n2 to hold its new lease", () -> m2.lease().id() != expired.id());
         assertEquals(m2.lease().id(), store.get(Membership.PREFIX + "n2").orElseThrow().leaseId());
         NodeDescriptor updated = m2.updateCapacity(1L << 30);
         assertEquals(1L << 30, updated.freeBytes(), "the new registration takes updates");
