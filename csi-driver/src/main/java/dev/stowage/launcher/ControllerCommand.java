@@ -76,6 +76,19 @@ final class ControllerCommand {
             return 2;
         }
         RemoteVolumeService volumes = RemoteVolumeService.connect(api, RemoteVolumeService.DEFAULT_DEADLINE, token);
+        try {
+            volumes.clusterStatus();
+        } catch (dev.stowage.engine.api.StowageException e) {
+            if (e.code() == dev.stowage.engine.api.ErrorCode.UNAUTHENTICATED) {
+                // A configuration error that waiting will not mend: say so and stop, rather than
+                // serve a Probe that reports "not ready" without saying why.
+                System.err.println("stowage csi-controller: " + e.getMessage());
+                volumes.close();
+                return 1;
+            }
+            LOG.warn("the management API at {} does not answer yet ({}); serving anyway, Probe says not ready until it"
+                    + " does", api, e.getMessage());
+        }
         CsiServer server = new CsiServer(new CsiServerConfig(socket, CsiServerConfig.DEFAULT_DRIVER_NAME,
                 Version.get(), null, EnumSet.of(CsiServerConfig.Service.CONTROLLER)), volumes, new LinuxMounter());
         server.start();
