@@ -17,7 +17,7 @@ import java.util.Set;
 public final class StowctlMain {
     public static final String DEFAULT_ENDPOINT = "127.0.0.1:7420";
     static final Set<String> GLOBAL_FLAGS = Set.of("endpoint", "output", "help", "token-file");
-    /** Where the API token is read from when --token-file is not given. */
+    /** Where the cluster token is read from when --token-file is not given. */
     static final String TOKEN_FILE_ENV = "STOWAGE_CLUSTER_TOKEN_FILE";
 
     static final String USAGE = """

@@ -3,10 +3,16 @@ package dev.stowage.launcher;
 import dev.stowage.csi.mount.LinuxMounter;
 import dev.stowage.csi.server.CsiServer;
 import dev.stowage.csi.server.CsiServerConfig;
+import dev.stowage.engine.api.ErrorCode;
+import dev.stowage.engine.api.StowageException;
 import dev.stowage.engine.api.grpc.ApiToken;
 import dev.stowage.engine.api.grpc.RemoteVolumeService;
+import java.nio.file.Path;
 import java.util.EnumSet;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -32,7 +38,7 @@ final class ControllerCommand {
     record Options(String endpoint, String api, String tokenFile) {
         /** Parses {@code args} (after the word "csi-controller"); an IllegalArgumentException names what is wrong. */
         static Options parse(List<String> args) {
-            java.util.Map<String, String> values = new java.util.HashMap<>();
+            Map<String, String> values = new HashMap<>();
             for (int i = 0; i < args.size(); i++) {
                 String a = args.get(i);
                 int eq = a.indexOf('=');
@@ -67,19 +73,19 @@ final class ControllerCommand {
         String api = options.api();
         String tokenFile = options.tokenFile();
         String socket = "unix://" + NodeOptions.parseEndpoint(endpoint);
-        java.util.Optional<ApiToken> token;
+        Optional<ApiToken> token;
         try {
-            token = tokenFile == null ? java.util.Optional.empty()
-                    : java.util.Optional.of(ApiToken.read("--cluster-token-file", java.nio.file.Path.of(tokenFile)));
-        } catch (dev.stowage.engine.api.StowageException e) {
+            token = tokenFile == null ? Optional.empty()
+                    : Optional.of(ApiToken.read("--cluster-token-file", Path.of(tokenFile)));
+        } catch (StowageException e) {
             System.err.print("stowage csi-controller: " + e.getMessage() + "\n" + USAGE);
             return 2;
         }
         RemoteVolumeService volumes = RemoteVolumeService.connect(api, RemoteVolumeService.DEFAULT_DEADLINE, token);
         try {
             volumes.clusterStatus();
-        } catch (dev.stowage.engine.api.StowageException e) {
-            if (e.code() == dev.stowage.engine.api.ErrorCode.UNAUTHENTICATED) {
+        } catch (StowageException e) {
+            if (e.code() == ErrorCode.UNAUTHENTICATED) {
                 // A configuration error that waiting will not mend: say so and stop, rather than
                 // serve a Probe that reports "not ready" without saying why.
                 System.err.println("stowage csi-controller: " + e.getMessage());

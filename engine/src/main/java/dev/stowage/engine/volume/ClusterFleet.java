@@ -5,6 +5,7 @@ import dev.stowage.engine.api.ErrorCode;
 import dev.stowage.engine.api.StowageException;
 import dev.stowage.engine.api.Volume;
 import dev.stowage.engine.api.VolumeSpec;
+import dev.stowage.engine.cluster.ClusterToken;
 import dev.stowage.engine.cluster.Membership;
 import dev.stowage.engine.cluster.NodeDescriptor;
 import dev.stowage.engine.cluster.Placement;
@@ -61,7 +62,7 @@ final class ClusterFleet implements ReplicaFleet {
     private final Duration requestTimeout;
     private final double overprovisionRatio;
     private final Map<String, ReplicaClient> clients = new ConcurrentHashMap<>();
-    private final dev.stowage.engine.cluster.ClusterToken token;
+    private final ClusterToken token;
     /** Members seen leaving and not back, as last seen; written by the membership's listener thread. */
     private final Map<String, NodeDescriptor> departed = new ConcurrentHashMap<>();
     private final AutoCloseable departures;
@@ -85,7 +86,7 @@ final class ClusterFleet implements ReplicaFleet {
     /** @param token presented to every replica server this node connects to, or null */
     ClusterFleet(String localNodeId, Membership membership, StoragePool localPool, ReplicaServer localServer,
                  EventLoopGroup group, Duration requestTimeout, double overprovisionRatio,
-                 dev.stowage.engine.cluster.ClusterToken token) {
+                 ClusterToken token) {
         this.token = token;
         this.localNodeId = localNodeId;
         this.membership = membership;

@@ -10,6 +10,7 @@ import dev.stowage.engine.api.StowageException;
 import dev.stowage.engine.api.Volume;
 import dev.stowage.engine.api.VolumeService;
 import dev.stowage.engine.api.VolumeSpec;
+import dev.stowage.engine.cluster.ClusterToken;
 import dev.stowage.engine.cluster.MetadataStore;
 import dev.stowage.engine.cluster.MetadataStore.Versioned;
 import dev.stowage.engine.cluster.RevisionMismatchException;
@@ -103,7 +104,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                                                io.netty.channel.EventLoopGroup group,
                                                java.time.Duration requestTimeout, java.time.Duration replicaReplaceTimeout,
                                                long rebuildBytesPerSecond, Frontend frontend, Clock clock,
-                                               dev.stowage.engine.cluster.ClusterToken token) {
+                                               ClusterToken token) {
         ClusterFleet fleet = new ClusterFleet(config.nodeId(), membership, localPool, localServer, group,
                 requestTimeout, config.overprovisionRatio(), token);
         LocalVolumeService service = new LocalVolumeService(config, metadata, fleet, frontend, clock);

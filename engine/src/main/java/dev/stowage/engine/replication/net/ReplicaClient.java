@@ -1,5 +1,6 @@
 package dev.stowage.engine.replication.net;
 
+import dev.stowage.engine.cluster.ClusterToken;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
@@ -88,7 +89,7 @@ public final class ReplicaClient implements AutoCloseable {
      */
     public static CompletableFuture<ReplicaClient> connect(InetSocketAddress address, InetAddress source,
                                                            EventLoopGroup group,
-                                                           dev.stowage.engine.cluster.ClusterToken token) {
+                                                           ClusterToken token) {
         CompletableFuture<ReplicaClient> connected = connectPlain(address, source, group);
         if (token == null) {
             return connected;

@@ -1,5 +1,6 @@
 package dev.stowage.engine.replication.net;
 
+import dev.stowage.engine.cluster.ClusterToken;
 import dev.stowage.engine.storage.DurableFiles;
 import dev.stowage.engine.storage.ReplicaStore;
 import dev.stowage.engine.storage.StoragePool;
@@ -63,7 +64,7 @@ public final class ReplicaServer implements AutoCloseable {
     private final ReplicaControl control;
     private Channel serverChannel;
     /** Asked of every connection in a HELLO when not null; set once before the server binds. */
-    private dev.stowage.engine.cluster.ClusterToken token;
+    private ClusterToken token;
     private InetSocketAddress bound;
     private boolean closed;
 
@@ -99,10 +100,9 @@ public final class ReplicaServer implements AutoCloseable {
      * connection is served only after a HELLO that carries it ({@link FrameType#HELLO}).
      */
     public static ReplicaServer start(InetSocketAddress bind, StoragePool pool, Path replicationDir,
-                                      dev.stowage.engine.cluster.ClusterToken token) throws IOException {
+                                      ClusterToken token) throws IOException {
         int ioThreads = Math.max(8, 2 * Runtime.getRuntime().availableProcessors());
-        ReplicaServer s = start(bind, pool, replicationDir, 2, ioThreads, token);
-        return s;
+        return start(bind, pool, replicationDir, 2, ioThreads, token);
     }
 
     /** As {@link #start(InetSocketAddress, StoragePool, Path)} with the thread counts given. */
@@ -112,7 +112,7 @@ public final class ReplicaServer implements AutoCloseable {
     }
 
     private static ReplicaServer start(InetSocketAddress bind, StoragePool pool, Path replicationDir,
-                                       int eventLoops, int ioThreads, dev.stowage.engine.cluster.ClusterToken token)
+                                       int eventLoops, int ioThreads, ClusterToken token)
             throws IOException {
         if (bind == null || pool == null || replicationDir == null) {
             throw new IllegalArgumentException("bind, pool and replicationDir must not be null");
@@ -136,7 +136,7 @@ public final class ReplicaServer implements AutoCloseable {
     }
 
     /** The token connections must present, or null. */
-    dev.stowage.engine.cluster.ClusterToken token() {
+    ClusterToken token() {
         return token;
     }
 

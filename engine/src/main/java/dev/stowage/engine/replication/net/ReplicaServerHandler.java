@@ -1,9 +1,12 @@
 package dev.stowage.engine.replication.net;
 
+import dev.stowage.engine.cluster.ClusterToken;
 import dev.stowage.engine.storage.ChecksumMismatchException;
 import dev.stowage.engine.storage.ReplicaStore;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufUtil;
 import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import java.io.IOException;
@@ -86,14 +89,14 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
      * UNAUTHENTICATED and the connection closed. Returns whether {@code req} is to be served.
      */
     private boolean authenticate(ChannelHandlerContext ctx, Frame req) {
-        dev.stowage.engine.cluster.ClusterToken token = server.token();
+        ClusterToken token = server.token();
         if (token == null) {
             authenticated = true;
             return true;
         }
         try {
             boolean hello = !req.isResponse() && req.typeByte() == FrameType.HELLO.code();
-            if (hello && token.matches(io.netty.buffer.ByteBufUtil.getBytes(req.payload()))) {
+            if (hello && token.matches(ByteBufUtil.getBytes(req.payload()))) {
                 authenticated = true;
                 ctx.writeAndFlush(Frame.response(req, FrameStatus.OK, 0, 0, 0, Unpooled.EMPTY_BUFFER), ctx.voidPromise());
                 return false;
@@ -103,7 +106,7 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
             ctx.writeAndFlush(Frame.error(req, FrameStatus.UNAUTHENTICATED, 0, 0, hello
                             ? "wrong cluster token for this replica server"
                             : "this replica server needs the cluster token (--cluster-token-file) in a HELLO first"))
-                    .addListener(io.netty.channel.ChannelFutureListener.CLOSE);
+                    .addListener(ChannelFutureListener.CLOSE);
             return false;
         } finally {
             if (!authenticated || req.typeByte() == FrameType.HELLO.code()) {
