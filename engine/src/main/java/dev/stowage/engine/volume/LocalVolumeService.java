@@ -488,6 +488,10 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                     throw new StowageException(ErrorCode.ALREADY_EXISTS, "readonly", "volume " + volumeId
                             + " is already published on node " + nodeId + " with readonly=" + a.getReadOnly(), null);
                 }
+                if (a.getStagedOnly()) { // staged here first: now published, so unstaging keeps it
+                    r = r.toBuilder().setAttachment(a.toBuilder().setStagedOnly(false)).build();
+                    metadata.put(v.key(), r.toByteArray(), v.modRevision());
+                }
                 return toVolume(r);
             }
             long publishedThere = metadata.list(MetadataKeys.VOLUMES).stream()
@@ -566,7 +570,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         // Take the volume: a new epoch, by compare-and-set, fences any earlier coordinator.
         long epoch = r.getEpoch() + 1;
         AttachmentRecord.Builder attachment = r.hasAttachment() ? r.getAttachment().toBuilder()
-                : AttachmentRecord.newBuilder().setNodeId(config.nodeId());
+                : AttachmentRecord.newBuilder().setNodeId(config.nodeId()).setStagedOnly(true);
         VolumeRecord taken = r.toBuilder().setEpoch(epoch).setAttachment(attachment.clearDevicePath()).build();
         metadata.put(v.key(), taken.toByteArray(), v.modRevision());
 
@@ -617,8 +621,11 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 // after its volume failed over elsewhere, when its kubelet unstages the lost pod's volume).
                 frontend.cleanupStale(volumeId);
             }
-            updateRecord(volumeId, r -> r.hasAttachment() && r.getAttachment().getNodeId().equals(config.nodeId())
-                    ? r.toBuilder().setAttachment(r.getAttachment().toBuilder().clearDevicePath()).build() : r);
+            // An attachment that the stage itself took (no ControllerPublish) is given up with it, so
+            // that the next stage may be on another node; a published one stays until unpublished.
+            updateRecord(volumeId, r -> !r.hasAttachment() || !r.getAttachment().getNodeId().equals(config.nodeId()) ? r
+                    : r.getAttachment().getStagedOnly() ? r.toBuilder().clearAttachment().build()
+                    : r.toBuilder().setAttachment(r.getAttachment().toBuilder().clearDevicePath()).build());
         } catch (IOException e) {
             throw asStowage(e, "detach volume " + volumeId);
         } finally {

@@ -197,6 +197,27 @@ class PublishAttachTest extends VolumeServiceHarness {
     }
 
     @Test
+    void anAttachWithoutAPublicationIsGivenUpAtDetachAndAPublicationAfterItIsKept() {
+        // Mesos calls only the Node service: the stage's attach takes the volume, its detach gives it up.
+        Volume v = create("v", MIB);
+        service.attachDevice(v.id());
+        assertEquals(NODE, service.getVolume(v.id()).orElseThrow().attachment().orElseThrow().nodeId());
+        service.detachDevice(v.id());
+        assertEquals(Optional.empty(), service.getVolume(v.id()).orElseThrow().attachment(),
+                "taken by the attach alone, given up with it");
+
+        // Attached first, then published (the publication arrives late): the detach keeps the publication.
+        service.attachDevice(v.id());
+        service.publish(v.id(), NODE, false);
+        service.detachDevice(v.id());
+        Volume.Attachment kept = service.getVolume(v.id()).orElseThrow().attachment().orElseThrow();
+        assertEquals(NODE, kept.nodeId());
+        assertEquals(Optional.empty(), kept.devicePath());
+        service.unpublish(v.id(), NODE);
+        assertEquals(Optional.empty(), service.getVolume(v.id()).orElseThrow().attachment());
+    }
+
+    @Test
     void failedExportOfAnUnpublishedVolumeLeavesNoPublication() {
         Volume v = create("v", MIB);
         frontend.failNextExport(new IOException("no loop device free"));
