@@ -4,8 +4,10 @@ import dev.stowage.engine.api.StowageException;
 import dev.stowage.engine.api.grpc.ApiToken;
 import dev.stowage.engine.api.grpc.RemoteVolumeService;
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -69,8 +71,8 @@ public final class StowctlMain {
         RemoteVolumeService api;
         try {
             String tokenFile = args.flag("token-file", System.getenv(TOKEN_FILE_ENV));
-            java.util.Optional<ApiToken> token = tokenFile == null || tokenFile.isEmpty() ? java.util.Optional.empty()
-                    : java.util.Optional.of(ApiToken.read("--token-file", java.nio.file.Path.of(tokenFile)));
+            Optional<ApiToken> token = tokenFile == null || tokenFile.isEmpty() ? Optional.empty()
+                    : Optional.of(ApiToken.read("--token-file", Path.of(tokenFile)));
             api = RemoteVolumeService.connect(args.flag("endpoint", DEFAULT_ENDPOINT),
                     RemoteVolumeService.DEFAULT_DEADLINE, token);
         } catch (StowageException e) {

@@ -69,14 +69,12 @@ final class ControllerCommand {
             System.err.print("stowage csi-controller: " + e.getMessage() + "\n" + USAGE);
             return 2;
         }
-        String endpoint = options.endpoint();
         String api = options.api();
-        String tokenFile = options.tokenFile();
-        String socket = "unix://" + NodeOptions.parseEndpoint(endpoint);
+        String socket = "unix://" + NodeOptions.parseEndpoint(options.endpoint());
         Optional<ApiToken> token;
         try {
-            token = tokenFile == null ? Optional.empty()
-                    : Optional.of(ApiToken.read("--cluster-token-file", Path.of(tokenFile)));
+            token = options.tokenFile() == null ? Optional.empty()
+                    : Optional.of(ApiToken.read("--cluster-token-file", Path.of(options.tokenFile())));
         } catch (StowageException e) {
             System.err.print("stowage csi-controller: " + e.getMessage() + "\n" + USAGE);
             return 2;

@@ -54,51 +54,47 @@ public final class LinuxMounter implements Mounter {
 
     @Override
     public boolean isMountPoint(Path path) {
-        Path real;
-        try {
-            real = path.toRealPath();
-        } catch (NoSuchFileException e) {
-            return false;
-        } catch (IOException e) {
-            throw new MountException("cannot resolve " + path + ": " + e.getMessage(), e);
-        }
-        try {
-            for (String line : Files.readAllLines(mountInfo, StandardCharsets.UTF_8)) {
-                String mountPoint = mountPointOf(line);
-                if (mountPoint != null && Path.of(mountPoint).equals(real)) {
-                    return true;
-                }
-            }
-            return false;
-        } catch (IOException e) {
-            throw new MountException("cannot read " + mountInfo + ": " + e.getMessage(), e);
-        }
+        return !devicesMountedAt(path).isEmpty();
     }
 
     @Override
     public boolean isMountOf(Path path, Path device) {
         String wanted;
-        Path real;
         try {
             wanted = deviceNumber((long) Files.getAttribute(device, "unix:rdev"));
-            real = path.toRealPath();
         } catch (NoSuchFileException e) {
             return false;
         } catch (IOException | UnsupportedOperationException e) {
-            throw new MountException("cannot stat " + device + " or " + path + ": " + e.getMessage(), e);
+            throw new MountException("cannot stat " + device + ": " + e.getMessage(), e);
         }
+        return devicesMountedAt(path).contains(wanted);
+    }
+
+    /**
+     * The device numbers ("major:minor", mountinfo's third field) of the mounts at {@code path}, in
+     * mount order; empty when nothing is mounted there or the path does not exist.
+     */
+    private List<String> devicesMountedAt(Path path) {
+        Path real;
+        try {
+            real = path.toRealPath();
+        } catch (NoSuchFileException e) {
+            return List.of();
+        } catch (IOException e) {
+            throw new MountException("cannot resolve " + path + ": " + e.getMessage(), e);
+        }
+        List<String> devices = new ArrayList<>();
         try {
             for (String line : Files.readAllLines(mountInfo, StandardCharsets.UTF_8)) {
                 String mountPoint = mountPointOf(line);
-                String[] fields = line.split(" ");
-                if (mountPoint != null && Path.of(mountPoint).equals(real) && fields[2].equals(wanted)) {
-                    return true;
+                if (mountPoint != null && Path.of(mountPoint).equals(real)) {
+                    devices.add(line.split(" ")[2]);
                 }
             }
-            return false;
         } catch (IOException e) {
             throw new MountException("cannot read " + mountInfo + ": " + e.getMessage(), e);
         }
+        return devices;
     }
 
     /** "major:minor" of a device number as stat's st_rdev holds it (glibc's encoding), as mountinfo writes it. */

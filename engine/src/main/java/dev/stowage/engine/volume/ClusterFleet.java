@@ -69,7 +69,7 @@ final class ClusterFleet implements ReplicaFleet {
 
     ClusterFleet(String localNodeId, Membership membership, StoragePool localPool, EventLoopGroup group,
                  Duration requestTimeout, double overprovisionRatio) {
-        this(localNodeId, membership, localPool, null, group, requestTimeout, overprovisionRatio);
+        this(localNodeId, membership, localPool, null, group, requestTimeout, overprovisionRatio, null);
     }
 
     /**
@@ -77,13 +77,8 @@ final class ClusterFleet implements ReplicaFleet {
      * @param localServer the replica server serving {@code localPool}, or null: then local replicas
      *     are reached over the network like the others
      * @param group event loops for replica connections (owned by the caller)
+     * @param token presented to every replica server this node connects to, or null
      */
-    ClusterFleet(String localNodeId, Membership membership, StoragePool localPool, ReplicaServer localServer,
-                 EventLoopGroup group, Duration requestTimeout, double overprovisionRatio) {
-        this(localNodeId, membership, localPool, localServer, group, requestTimeout, overprovisionRatio, null);
-    }
-
-    /** @param token presented to every replica server this node connects to, or null */
     ClusterFleet(String localNodeId, Membership membership, StoragePool localPool, ReplicaServer localServer,
                  EventLoopGroup group, Duration requestTimeout, double overprovisionRatio,
                  ClusterToken token) {

@@ -83,20 +83,9 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
      * A member of a cluster: replicas placed on the cluster's storage nodes and reached over the
      * replication protocol. {@code localPool} and {@code localServer} (the replica server serving
      * it, reached in-process for this node's own replicas) are null on a storage-less node;
-     * {@code group} runs the replica connections and belongs to the caller.
+     * {@code group} runs the replica connections and belongs to the caller; {@code token} (may be
+     * null) is presented to every replica server this node connects to.
      */
-    public static LocalVolumeService inCluster(VolumeServiceConfig config, MetadataStore metadata,
-                                               dev.stowage.engine.cluster.Membership membership,
-                                               StoragePool localPool,
-                                               dev.stowage.engine.replication.net.ReplicaServer localServer,
-                                               io.netty.channel.EventLoopGroup group,
-                                               java.time.Duration requestTimeout, java.time.Duration replicaReplaceTimeout,
-                                               long rebuildBytesPerSecond, Frontend frontend, Clock clock) {
-        return inCluster(config, metadata, membership, localPool, localServer, group, requestTimeout,
-                replicaReplaceTimeout, rebuildBytesPerSecond, frontend, clock, null);
-    }
-
-    /** As above; {@code token} (may be null) is presented to every replica server this node connects to. */
     public static LocalVolumeService inCluster(VolumeServiceConfig config, MetadataStore metadata,
                                                dev.stowage.engine.cluster.Membership membership,
                                                StoragePool localPool,

@@ -138,8 +138,7 @@ public final class FuseFrontend implements Frontend {
      * file. The mount point is then free for a new export, whatever old mounts still use.
      */
     private static void removeLeftovers(String volumeId, Path mountpoint) throws IOException {
-        boolean found = !LoopDevice.devicesBackedBy(mountpoint).isEmpty();
-        LoopDevice.detachUnreferenced(mountpoint, keptLoopsRecord(mountpoint));
+        boolean found = LoopDevice.detachUnreferenced(mountpoint, keptLoopsRecord(mountpoint)) > 0;
         for (int i = 0; i < 16; i++) {
             Optional<String> device = FuseMounts.deviceOf(mountpoint);
             if (device.isEmpty()) {

@@ -117,7 +117,8 @@ public final class LoopDevice {
 
     /**
      * Detaches the loop devices left on {@code file} by a dead process that no mount refers to, and
-     * returns the others, left attached and recorded in {@code record}. The devices looked at are
+     * leaves the others attached, recorded in {@code record}; returns how many it found, detached or
+     * left. The devices looked at are
      * those backed by {@code file} and those {@code record} holds from earlier calls. A mount refers
      * to a device when it holds the file system on it, or when it is a bind mount of its device node
      * (a raw block volume published into a pod).
@@ -132,7 +133,7 @@ public final class LoopDevice {
      * "/", so the path no longer finds them. The record keeps each one's name and its backing file
      * system's device number, which no other device can have while this one holds that file system.
      */
-    public static List<Path> detachUnreferenced(Path file, Path record) throws IOException {
+    public static int detachUnreferenced(Path file, Path record) throws IOException {
         java.util.Set<String> recorded = new java.util.HashSet<>();
         if (Files.exists(record)) {
             for (String line : Files.readAllLines(record)) {
@@ -140,8 +141,10 @@ public final class LoopDevice {
             }
         }
         List<Entry> kept = new ArrayList<>();
+        int found = 0;
         for (Entry e : list()) {
             if (e.isBackedBy(file) || recorded.contains(e.device + " " + e.backingDevice)) {
+                found++;
                 if (isReferencedByMount(e.device)) {
                     kept.add(e);
                 } else {
@@ -151,7 +154,7 @@ public final class LoopDevice {
         }
         if (kept.isEmpty()) {
             Files.deleteIfExists(record);
-            return List.of();
+            return found;
         }
         StringBuilder lines = new StringBuilder();
         for (Entry e : kept) {
@@ -161,9 +164,9 @@ public final class LoopDevice {
         Files.writeString(temp, lines.toString());
         Files.move(temp, record, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
                 java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        List<Path> devices = kept.stream().map(Entry::device).toList();
-        log.info("stale loop devices {} of {} stay attached while mounts refer to them", devices, file);
-        return devices;
+        log.info("stale loop devices {} of {} stay attached while mounts refer to them",
+                kept.stream().map(Entry::device).toList(), file);
+        return found;
     }
 
     /**
@@ -202,20 +205,24 @@ public final class LoopDevice {
 
     /** Whether {@code losetup -d} left {@code device} bound to {@code file} with autoclear set, as it does to a device in use. */
     private static boolean detachDeferred(Path device, Path file) {
-        Path sys = Path.of("/sys/block", device.getFileName().toString(), "loop");
-        String backing = readQuietly(sys.resolve("backing_file"));
-        String autoclear = readQuietly(sys.resolve("autoclear"));
-        return backing != null && backing.strip().startsWith(file.toAbsolutePath().normalize().toString())
-                && autoclear != null && autoclear.strip().equals("1");
+        String autoclear = readQuietly(sysLoop(device).resolve("autoclear"));
+        return stillBacks(device, file) && autoclear != null && autoclear.strip().equals("1");
+    }
+
+    /** Whether the kernel still has {@code device} bound to {@code file}, by its record of the path. */
+    private static boolean stillBacks(Path device, Path file) {
+        String backing = readQuietly(sysLoop(device).resolve("backing_file"));
+        return backing != null && backing.strip().startsWith(file.toAbsolutePath().normalize().toString());
+    }
+
+    private static Path sysLoop(Path device) {
+        return Path.of("/sys/block", device.getFileName().toString(), "loop");
     }
 
     private static void awaitReleased(Path device, Path file) throws IOException {
         long deadline = System.nanoTime() + RELEASE_TIMEOUT_NANOS;
-        Path sysBacking = Path.of("/sys/block", device.getFileName().toString(), "loop", "backing_file");
-        String wanted = file.toAbsolutePath().normalize().toString();
         while (true) {
-            String current = readQuietly(sysBacking);
-            if (current == null || !current.strip().startsWith(wanted)) {
+            if (!stillBacks(device, file)) {
                 return;
             }
             if (System.nanoTime() > deadline) {

@@ -63,12 +63,13 @@ public final class ReplicaServer implements AutoCloseable {
     private final Map<String, ReplicaVolume> volumes = new HashMap<>();
     private final ReplicaControl control;
     private Channel serverChannel;
-    /** Asked of every connection in a HELLO when not null; set once before the server binds. */
-    private ClusterToken token;
+    /** Asked of every connection in a HELLO when not null. */
+    private final ClusterToken token;
     private InetSocketAddress bound;
     private boolean closed;
 
-    private ReplicaServer(StoragePool pool, Path replicationDir, int eventLoops, int ioThreads) {
+    private ReplicaServer(StoragePool pool, Path replicationDir, int eventLoops, int ioThreads, ClusterToken token) {
+        this.token = token;
         this.pool = pool;
         this.replicationDir = replicationDir;
         this.control = new ReplicaControl(this, pool);
@@ -121,8 +122,7 @@ public final class ReplicaServer implements AutoCloseable {
             throw new IllegalArgumentException("eventLoops and ioThreads must be >= 1: " + eventLoops + ", " + ioThreads);
         }
         Files.createDirectories(replicationDir);
-        ReplicaServer s = new ReplicaServer(pool, replicationDir, eventLoops, ioThreads);
-        s.token = token;
+        ReplicaServer s = new ReplicaServer(pool, replicationDir, eventLoops, ioThreads, token);
         try {
             s.bind(bind);
         } catch (IOException | RuntimeException e) {

@@ -109,9 +109,7 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
                     .addListener(ChannelFutureListener.CLOSE);
             return false;
         } finally {
-            if (!authenticated || req.typeByte() == FrameType.HELLO.code()) {
-                req.release();
-            }
+            req.release(); // answered here, whichever way
         }
     }
 
