@@ -132,7 +132,7 @@ start_node() {
   local n=$1 sock="$dir/$1/csi.sock"
   local args=(node --node-id "$n" --data-dir "$dir/$n/data" --csi-endpoint "unix://$sock" --etcd "$etcd_url"
               --api-listen "${ip[$n]}:7420" --zone "zone-$n" --replica-replace-timeout 86400
-              --fuse-threads "${FUSE_THREADS:-16}" --loop-direct-io "${LOOP_DIO:-on}" --fuse-io-uring "${FUSE_IO_URING:-off}")
+              --fuse-threads "${FUSE_THREADS:-16}" --loop-direct-io "${LOOP_DIO:-on}")
   if [[ $n == n5 ]]; then args+=(--storageless --listen "${ip[$n]}:7498"); else args+=(--listen "${ip[$n]}:0"); fi
   mkdir -p "$dir/$n"
   rm -f "$sock"

@@ -79,7 +79,7 @@ umount "$dir/native-mnt"; losetup -d "$native_loop"; native_loop=
 echo "== (b) stowage: ext4 on a ${gib} GiB volume, repl=1, through NodeStage/NodePublish (loop direct I/O ${LOOP_DIO:-on})"
 "$home/bin/stowage" version >/dev/null   # builds on first use
 "$home/bin/stowage" node --data-dir "$dir/data" --csi-endpoint "unix://$sock" --node-id bench \
-    --fuse-threads "${FUSE_THREADS:-16}" --loop-direct-io "${LOOP_DIO:-on}" --fuse-io-uring "${FUSE_IO_URING:-off}" --api-listen off > "$dir/node.log" 2>&1 &
+    --fuse-threads "${FUSE_THREADS:-16}" --loop-direct-io "${LOOP_DIO:-on}" --api-listen off > "$dir/node.log" 2>&1 &
 node_pid=$!
 for _ in $(seq 1 300); do [[ -S $sock ]] && csi probe >/dev/null 2>&1 && break; sleep 0.2; done
 node_id=$(csi node-id)

@@ -21,7 +21,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                           boolean csiNode, boolean loopDirectIo, Optional<InetSocketAddress> apiListen,
                           Optional<InetSocketAddress> listen, boolean storageless,
                           java.time.Duration replicaReplaceTimeout, long rebuildBytesPerSecond,
-                          Optional<Path> clusterTokenFile, boolean fuseIoUring) {
+                          Optional<Path> clusterTokenFile) {
     /**
      * FUSE server threads per attached volume. Each blocks on one request, so they bound the requests in
      * flight: measured on 2 cores (docs/benchmarks.md), 16 beat 4 by a third on 4 KiB random writes and
@@ -49,8 +49,6 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
               --fuse-threads N          FUSE server threads per attached volume (default 16)
               --csi-services LIST       controller,node (default both)
               --loop-direct-io on|off   loop devices use direct I/O on the FUSE file (default on)
-              --fuse-io-uring on|off    serve FUSE requests over io_uring where the kernel has it (Linux 6.14+,
-                                        turns on the fuse module's enable_uring); else /dev/fuse (default off)
               --api-listen HOST:PORT    management API (stowctl) address, or "off" (default 127.0.0.1:7420); plaintext
               --cluster-token-file PATH a file holding the cluster's shared token (at least 32 characters): every
                                         management API call and every replication connection must carry it;
@@ -84,7 +82,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 value = args.get(++i);
             }
             if (!List.of("data-dir", "csi-endpoint", "node-id", "zone", "rack", "etcd", "max-volumes",
-                    "fuse-threads", "csi-services", "loop-direct-io", "fuse-io-uring", "api-listen", "listen", "storageless", "replica-replace-timeout",
+                    "fuse-threads", "csi-services", "loop-direct-io", "api-listen", "listen", "storageless", "replica-replace-timeout",
                     "rebuild-bandwidth", "cluster-token-file").contains(key)) {
                 throw new IllegalArgumentException("unknown option --" + key);
             }
@@ -139,10 +137,6 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
         if (!dio.equals("on") && !dio.equals("off")) {
             throw new IllegalArgumentException("--loop-direct-io '" + dio + "' must be on or off");
         }
-        String uring = values.getOrDefault("fuse-io-uring", "off");
-        if (!uring.equals("on") && !uring.equals("off")) {
-            throw new IllegalArgumentException("--fuse-io-uring '" + uring + "' must be on or off");
-        }
         Optional<InetSocketAddress> api = parseApiListen(values.getOrDefault("api-listen", DEFAULT_API_LISTEN));
         Optional<InetSocketAddress> listen = values.containsKey("listen")
                 ? parseAddress("--listen", values.get("listen")) : Optional.empty();
@@ -162,8 +156,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 fuseThreads, controller, node, dio.equals("on"), api, listen, storageless,
                 java.time.Duration.ofSeconds(parseInt(values, "replica-replace-timeout", 600, 1, 7 * 24 * 3600)),
                 parseLong(values, "rebuild-bandwidth", 0),
-                Optional.ofNullable(values.get("cluster-token-file")).map(f -> Path.of(f).toAbsolutePath().normalize()),
-                uring.equals("on"));
+                Optional.ofNullable(values.get("cluster-token-file")).map(f -> Path.of(f).toAbsolutePath().normalize()));
     }
 
     /** HOST:PORT or [IPv6]:PORT (port 0: any free port), or "off". */
@@ -261,7 +254,6 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
         return "data-dir=" + dataDir + " csi-endpoint=unix://" + csiSocket + " node-id=" + nodeId + " labels=" + labels
                 + " metadata=" + (etcdEndpoints.isEmpty() ? "embedded" : "etcd " + etcdEndpoints)
                 + " max-volumes=" + maxVolumes + " fuse-threads=" + fuseThreads + " loop-direct-io=" + (loopDirectIo ? "on" : "off")
-                + " fuse-io-uring=" + (fuseIoUring ? "on" : "off")
                 + " csi-services=" + (csiController ? "controller" : "") + (csiController && csiNode ? "," : "")
                 + (csiNode ? "node" : "")
                 + " api-listen=" + apiListen.map(a -> a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("off")

@@ -49,11 +49,6 @@ final class FuseExport implements Frontend.Export {
         return loop;
     }
 
-    /** How requests reach the server threads: "io_uring" or "/dev/fuse". */
-    String channel() {
-        return session.channel();
-    }
-
     /** Requests answered with EIO so far. */
     long errorCount() {
         return session.errorCount();

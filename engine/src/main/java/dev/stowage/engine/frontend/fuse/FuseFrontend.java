@@ -58,16 +58,9 @@ public final class FuseFrontend implements Frontend {
     private boolean closed;
 
     public FuseFrontend(FuseFrontendConfig config) {
-        Objects.requireNonNull(config, "config");
-        if (config.ioUring() && !FuseRings.enabled() && !FuseRings.enable()) {
-            log.warn("FUSE over io_uring asked for, but this kernel does not offer it (no writable "
-                    + "/sys/module/fuse/parameters/enable_uring): serving over /dev/fuse");
-            config = config.withIoUring(false);
-        }
-        this.config = config;
-        log.info("FUSE frontend: run directory {}, {} threads per volume, max write {} bytes, max background {}, {}",
-                config.runDirectory(), config.threadsPerVolume(), config.maxWriteBytes(), config.maxBackground(),
-                config.ioUring() ? "io_uring where the kernel offers it" : "/dev/fuse");
+        this.config = Objects.requireNonNull(config, "config");
+        log.info("FUSE frontend: run directory {}, {} threads per volume, max write {} bytes, max background {}",
+                config.runDirectory(), config.threadsPerVolume(), config.maxWriteBytes(), config.maxBackground());
     }
 
     public FuseFrontendConfig config() {
@@ -93,7 +86,9 @@ public final class FuseFrontend implements Frontend {
             FuseSession session = null;
             LoopDevice loop;
             try {
-                session = startSession(volumeId, mountpoint, target, options.readOnly());
+                session = new FuseSession(volumeId, mountpoint, target, config.maxWriteBytes(),
+                        config.maxBackground(), options.readOnly());
+                session.start(config.threadsPerVolume());
                 loop = LoopDevice.attach(mountpoint, options.directIo(), options.readOnly());
             } catch (IOException | RuntimeException | Error e) {
                 if (session != null) {
@@ -107,8 +102,8 @@ public final class FuseFrontend implements Frontend {
                 export.close();
                 throw new IOException("FUSE frontend was closed while volume " + volumeId + " was being exported");
             }
-            log.info("volume {}: exported as {} over FUSE file {} ({} bytes, {} threads over {}, {}{})", volumeId,
-                    loop.device(), mountpoint, target.sizeBytes(), config.threadsPerVolume(), session.channel(),
+            log.info("volume {}: exported as {} over FUSE file {} ({} bytes, {} threads, {}{})", volumeId,
+                    loop.device(), mountpoint, target.sizeBytes(), config.threadsPerVolume(),
                     loop.directIo() ? "direct I/O" : "buffered I/O", options.readOnly() ? ", read-only" : "");
             return export;
         } finally {
@@ -116,26 +111,6 @@ public final class FuseFrontend implements Frontend {
                 busy.remove(volumeId);
             }
         }
-    }
-
-    /** A started FUSE session on {@code mountpoint}: over io_uring if configured and granted, else /dev/fuse. */
-    private FuseSession startSession(String volumeId, Path mountpoint, BlockTarget target, boolean readOnly)
-            throws IOException {
-        if (config.ioUring()) {
-            FuseSession session = new FuseSession(volumeId, mountpoint, target, config.maxWriteBytes(),
-                    config.maxBackground(), readOnly, true);
-            try {
-                session.start(config.threadsPerVolume());
-                return session;
-            } catch (FuseSession.RingRefusedException e) {
-                session.close();
-                log.warn("{}; serving it over /dev/fuse", e.getMessage());
-            }
-        }
-        FuseSession session = new FuseSession(volumeId, mountpoint, target, config.maxWriteBytes(),
-                config.maxBackground(), readOnly, false);
-        session.start(config.threadsPerVolume());
-        return session;
     }
 
     @Override

@@ -12,11 +12,8 @@ import java.util.Objects;
  * @param maxWriteBytes largest READ/WRITE request the kernel may send (multiple of 4 KiB, 4 KiB-1 MiB)
  * @param maxBackground requests the kernel keeps in flight to the server for asynchronous direct
  *                      I/O (FUSE's default of 12 would cap a QD32 workload at 12)
- * @param ioUring       serve requests over io_uring (FUSE over io_uring) where the kernel offers it,
- *                      falling back to /dev/fuse where it does not
  */
-public record FuseFrontendConfig(Path runDirectory, int threadsPerVolume, int maxWriteBytes, int maxBackground,
-        boolean ioUring) {
+public record FuseFrontendConfig(Path runDirectory, int threadsPerVolume, int maxWriteBytes, int maxBackground) {
     public static final int DEFAULT_THREADS = 4;
     public static final int DEFAULT_MAX_WRITE = 1 << 20;
     public static final int DEFAULT_MAX_BACKGROUND = 128;
@@ -36,20 +33,12 @@ public record FuseFrontendConfig(Path runDirectory, int threadsPerVolume, int ma
         runDirectory = runDirectory.toAbsolutePath().normalize();
     }
 
-    public FuseFrontendConfig(Path runDirectory, int threadsPerVolume, int maxWriteBytes, int maxBackground) {
-        this(runDirectory, threadsPerVolume, maxWriteBytes, maxBackground, false);
-    }
-
-    /** Defaults: 4 threads per volume, 1 MiB requests, 128 background requests, /dev/fuse. */
+    /** Defaults: 4 threads per volume, 1 MiB requests, 128 background requests. */
     public static FuseFrontendConfig defaults(Path runDirectory) {
         return new FuseFrontendConfig(runDirectory, DEFAULT_THREADS, DEFAULT_MAX_WRITE, DEFAULT_MAX_BACKGROUND);
     }
 
     public FuseFrontendConfig withThreadsPerVolume(int threads) {
-        return new FuseFrontendConfig(runDirectory, threads, maxWriteBytes, maxBackground, ioUring);
-    }
-
-    public FuseFrontendConfig withIoUring(boolean on) {
-        return new FuseFrontendConfig(runDirectory, threadsPerVolume, maxWriteBytes, maxBackground, on);
+        return new FuseFrontendConfig(runDirectory, threads, maxWriteBytes, maxBackground);
     }
 }

@@ -41,18 +41,6 @@ final class FuseProtocol {
     static final int ASYNC_DIO = 1 << 15;
     static final int PARALLEL_DIROPS = 1 << 18;
     static final int MAX_PAGES = 1 << 22;
-    /** fuse_init_in/out carry a second flags word (flags2, the upper 32 of the 64 flag bits). */
-    static final int INIT_EXT = 1 << 30;
-    /** In flags2: requests may travel over io_uring (FUSE_OVER_IO_URING, bit 41 of the 64). */
-    static final int OVER_IO_URING = 1 << (41 - 32);
-
-    // FUSE over io_uring (protocol 7.42): IORING_OP_URING_CMD commands on /dev/fuse
-    static final int URING_CMD_REGISTER = 1;
-    static final int URING_CMD_COMMIT_AND_FETCH = 2;
-    /** struct fuse_uring_req_header: in_out[128], op_in[128], struct fuse_uring_ent_in_out. */
-    static final int URING_OP_IN = 128;
-    static final int URING_ENT_IN_OUT = 256;
-    static final int URING_HEADER = 288;
 
     // OPEN reply flags
     static final int FOPEN_DIRECT_IO = 1;

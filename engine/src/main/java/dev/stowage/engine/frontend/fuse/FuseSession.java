@@ -10,11 +10,8 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import jnr.ffi.Pointer;
 import org.slf4j.Logger;
@@ -45,7 +42,6 @@ final class FuseSession implements AutoCloseable {
     private final int maxWrite;
     private final int maxBackground;
     private final boolean readOnly;
-    private final boolean ioUring;
     private final long startEpochSecond = Instant.now().getEpochSecond();
     private final List<Integer> fds = new ArrayList<>();
     private final List<Thread> threads = new ArrayList<>();
@@ -54,22 +50,20 @@ final class FuseSession implements AutoCloseable {
     private final ByteBuffer notifyBuffer =
             ByteBuffer.allocateDirect(OUT_HEADER + NOTIFY_INVAL_INODE_OUT).order(ByteOrder.nativeOrder());
     private volatile boolean initOk;
-    private volatile boolean ringAgreed;
     private volatile String initSummary = "";
-    private String channel = "/dev/fuse";
+    private CountDownLatch exited = new CountDownLatch(0);
     private String connection; // "major:minor" of the mount, for /sys/fs/fuse/connections
     private boolean mounted;
     private boolean closed;
 
     FuseSession(String volumeId, Path mountpoint, BlockTarget target, int maxWrite, int maxBackground,
-            boolean readOnly, boolean ioUring) {
+            boolean readOnly) {
         this.volumeId = volumeId;
         this.mountpoint = mountpoint;
         this.target = target;
         this.maxWrite = maxWrite;
         this.maxBackground = maxBackground;
         this.readOnly = readOnly;
-        this.ioUring = ioUring;
     }
 
     /**
@@ -90,7 +84,16 @@ final class FuseSession implements AutoCloseable {
             }
             mounted = true;
             connection = FuseMounts.deviceOf(mountpoint).orElse(null);
-            startWorker(new FuseWorker(this, fd), "fuse-" + volumeId + "-0");
+            for (int i = 1; i < threadCount; i++) {
+                fds.add(cloneDevice(fd));
+            }
+            exited = new CountDownLatch(fds.size());
+            for (int i = 0; i < fds.size(); i++) {
+                Thread t = new Thread(new FuseWorker(this, fds.get(i)), "fuse-" + volumeId + "-" + i);
+                t.setDaemon(true);
+                threads.add(t);
+            }
+            threads.forEach(Thread::start);
             if (!initLatch.await(INIT_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
                 throw new IOException("kernel did not complete FUSE INIT on " + mountpoint
                         + " within " + INIT_TIMEOUT_SECONDS + " s");
@@ -98,18 +101,8 @@ final class FuseSession implements AutoCloseable {
             if (!initOk) {
                 throw new IOException("FUSE INIT on " + mountpoint + " failed: " + initSummary);
             }
-            if (ringAgreed) {
-                startRingWorkers(fd, threadCount);
-                channel = "io_uring";
-            } else {
-                for (int i = 1; i < threadCount; i++) {
-                    int clone = cloneDevice(fd);
-                    fds.add(clone);
-                    startWorker(new FuseWorker(this, clone), "fuse-" + volumeId + "-" + i);
-                }
-            }
-            log.debug("volume {}: FUSE session up on {} with {} threads over {}, {}", volumeId, mountpoint,
-                    threads.size(), channel, initSummary);
+            log.debug("volume {}: FUSE session up on {} with {} threads, {}", volumeId, mountpoint,
+                    threads.size(), initSummary);
         } catch (IOException | RuntimeException e) {
             close();
             throw e;
@@ -117,45 +110,6 @@ final class FuseSession implements AutoCloseable {
             Thread.currentThread().interrupt();
             close();
             throw new IOException("interrupted while waiting for FUSE INIT", e);
-        }
-    }
-
-    private void startWorker(Runnable worker, String name) {
-        Thread t = new Thread(worker, name);
-        t.setDaemon(true);
-        threads.add(t);
-        t.start();
-    }
-
-    /**
-     * Starts {@code threadCount} io_uring workers (rounded up to a multiple of the kernel's queue
-     * count, one queue per possible CPU) and waits until the kernel took every entry. Throws
-     * {@link RingRefusedException} if it did not: a connection that agreed to io_uring in INIT
-     * holds every request until each queue has an entry, so it cannot go on over /dev/fuse.
-     */
-    private void startRingWorkers(int sessionFd, int threadCount) throws IOException, InterruptedException {
-        int queues = FuseRings.queueCount();
-        int perQueue = (threadCount + queues - 1) / queues;
-        List<FuseRingWorker> workers = new ArrayList<>();
-        for (int i = 0; i < perQueue * queues; i++) {
-            FuseRingWorker worker = new FuseRingWorker(this, sessionFd, i % queues);
-            workers.add(worker);
-            startWorker(worker, "fuse-" + volumeId + "-q" + (i % queues) + "-" + (i / queues));
-        }
-        try {
-            CompletableFuture.allOf(workers.stream().map(FuseRingWorker::registered)
-                    .toArray(CompletableFuture[]::new)).get(INIT_TIMEOUT_SECONDS, TimeUnit.SECONDS);
-        } catch (ExecutionException e) {
-            throw new RingRefusedException(volumeId, e.getCause().getMessage());
-        } catch (TimeoutException e) {
-            throw new RingRefusedException(volumeId, "no answer within " + INIT_TIMEOUT_SECONDS + " s");
-        }
-    }
-
-    /** The kernel or this host refused FUSE over io_uring for a session; a new one may use /dev/fuse. */
-    static final class RingRefusedException extends IOException {
-        RingRefusedException(String volumeId, String reason) {
-            super("FUSE over io_uring for volume " + volumeId + " refused: " + reason);
         }
     }
 
@@ -233,40 +187,26 @@ final class FuseSession implements AutoCloseable {
     }
 
     private boolean awaitWorkers() {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(STOP_TIMEOUT_SECONDS);
-        try {
-            for (Thread t : threads) {
-                long left = deadline - System.nanoTime();
-                if (left > 0) {
-                    TimeUnit.NANOSECONDS.timedJoin(t, left);
-                }
-                if (t.isAlive()) {
-                    return false;
-                }
-            }
+        if (threads.isEmpty()) {
             return true;
+        }
+        try {
+            return exited.await(STOP_TIMEOUT_SECONDS, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return false;
         }
     }
 
-    void initDone(boolean ok, int major, int minor, int flags, boolean overIoUring) {
+    void initDone(boolean ok, int major, int minor, int flags) {
         initOk = ok;
-        ringAgreed = overIoUring;
         initSummary = "protocol " + major + "." + minor + ", flags 0x" + Integer.toHexString(flags)
-                + (overIoUring ? ", over io_uring" : "") + ", max_write " + maxWrite;
+                + ", max_write " + maxWrite;
         initLatch.countDown();
     }
 
-    /** Whether INIT should offer the kernel FUSE over io_uring. */
-    boolean wantsRing() {
-        return ioUring;
-    }
-
-    /** "io_uring" or "/dev/fuse": how requests reach the server threads once started. */
-    synchronized String channel() {
-        return channel;
+    void workerExited() {
+        exited.countDown();
     }
 
     void countError() {

@@ -2,6 +2,8 @@ package dev.stowage.engine.frontend.fuse;
 
 import static dev.stowage.engine.frontend.fuse.FuseProtocol.*;
 
+import dev.stowage.engine.block.BlockTarget;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import jnr.ffi.Pointer;
@@ -9,59 +11,234 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One server thread of a FUSE session on the classic channel: reads a request from its own
- * /dev/fuse fd, has a {@link FuseHandler} answer it and writes the reply to the same fd, until the
- * connection goes away (ENODEV). Over io_uring this channel still carries INIT and whatever the
- * kernel does not send through the ring (INTERRUPT, FORGET).
+ * One server thread of a FUSE session: reads a request from its own /dev/fuse fd, handles it and
+ * writes the reply to the same fd, until the connection goes away (ENODEV).
  *
  * <p>Buffers: one direct request buffer (max_write plus header room) and one direct reply buffer
  * (max_read plus the reply header), both owned by this worker and reused for every request.
+ * WRITE payloads are handed to the target as a slice of the request buffer and READ data is read
+ * by the target straight into the reply buffer: no copy and no allocation per request.
+ *
+ * <p>Errors: any failure of the target (IOException, including ChecksumMismatchException) or of
+ * the handling itself becomes EIO for that one request; the thread keeps serving.
  */
 final class FuseWorker implements Runnable {
     private static final Logger log = LoggerFactory.getLogger(FuseWorker.class);
     private static final LibC LIBC = Native.LIBC;
-    private static final int WRITE_DATA = IN_HEADER + WRITE_IN;
 
     private final FuseSession session;
+    private final BlockTarget target;
     private final int fd;
     private final ByteBuffer in;
     private final ByteBuffer out;
     private final Pointer inPtr;
     private final Pointer outPtr;
-    private final FuseHandler handler;
 
     FuseWorker(FuseSession session, int fd) {
         this.session = session;
+        this.target = session.target();
         this.fd = fd;
         this.in = ByteBuffer.allocateDirect(session.maxWrite() + PAGE_SIZE).order(ByteOrder.nativeOrder());
         this.out = ByteBuffer.allocateDirect(session.maxWrite() + OUT_HEADER).order(ByteOrder.nativeOrder());
         this.inPtr = Native.pointer(in);
         this.outPtr = Native.pointer(out);
-        this.handler = new FuseHandler(session, in.slice(IN_HEADER, in.capacity() - IN_HEADER),
-                in.slice(WRITE_DATA, in.capacity() - WRITE_DATA), out.slice(OUT_HEADER, out.capacity() - OUT_HEADER),
-                this::reply);
     }
 
     @Override
     public void run() {
-        while (true) {
-            long n = LIBC.read(fd, inPtr, in.capacity());
-            if (n < 0) {
-                int errno = Native.errno();
-                if (errno == Native.EINTR || errno == Native.EAGAIN || errno == Native.ENOENT) {
-                    continue; // interrupted, or the request vanished before we got it
+        try {
+            while (true) {
+                long n = LIBC.read(fd, inPtr, in.capacity());
+                if (n < 0) {
+                    int errno = Native.errno();
+                    if (errno == Native.EINTR || errno == Native.EAGAIN || errno == Native.ENOENT) {
+                        continue; // interrupted, or the request vanished before we got it
+                    }
+                    if (errno != Native.ENODEV) {
+                        log.warn("volume {}: reading /dev/fuse failed: {}", session.volumeId(), Native.describe(errno));
+                    }
+                    return; // ENODEV: unmounted or aborted
                 }
-                if (errno != Native.ENODEV) {
-                    log.warn("volume {}: reading /dev/fuse failed: {}", session.volumeId(), Native.describe(errno));
+                if (n < IN_HEADER) {
+                    log.warn("volume {}: short FUSE request of {} bytes ignored", session.volumeId(), n);
+                    continue;
                 }
-                return; // ENODEV: unmounted or aborted
+                handle((int) n);
             }
-            if (n < IN_HEADER) {
-                log.warn("volume {}: short FUSE request of {} bytes ignored", session.volumeId(), n);
-                continue;
-            }
-            handler.handle(in.getInt(4), in.getLong(8), (int) n - WRITE_DATA);
+        } finally {
+            session.workerExited();
         }
+    }
+
+    private void handle(int length) {
+        int opcode = in.getInt(4);
+        long unique = in.getLong(8);
+        try {
+            switch (opcode) {
+                case INIT -> init(unique);
+                case READ -> read(unique);
+                case WRITE -> write(unique, length);
+                case GETATTR -> replyAttr(unique);
+                case SETATTR -> setattr(unique);
+                case OPEN -> open(unique);
+                case FSYNC, FLUSH -> {
+                    target.flush();
+                    reply(unique, 0, 0);
+                }
+                case RELEASE, ACCESS, DESTROY -> reply(unique, 0, 0);
+                case STATFS -> statfs(unique);
+                case LOOKUP -> reply(unique, Native.ENOENT, 0);
+                case GETXATTR, LISTXATTR, SETXATTR, REMOVEXATTR -> reply(unique, Native.ENOSYS, 0);
+                case FORGET, BATCH_FORGET, INTERRUPT -> {
+                    // no reply: FORGET has none, and requests finish quickly enough to ignore INTERRUPT
+                }
+                default -> reply(unique, Native.ENOSYS, 0);
+            }
+        } catch (IOException | RuntimeException e) {
+            session.countError();
+            log.warn("volume {}: FUSE opcode {} failed, answering EIO: {}", session.volumeId(), opcode, e.toString());
+            log.debug("volume {}: failure detail", session.volumeId(), e);
+            reply(unique, Native.EIO, 0);
+        }
+    }
+
+    private void init(long unique) {
+        int major = in.getInt(IN_HEADER);
+        int minor = in.getInt(IN_HEADER + 4);
+        int maxReadahead = in.getInt(IN_HEADER + 8);
+        int offered = in.getInt(IN_HEADER + 12);
+        if (major > KERNEL_VERSION) {
+            // kernel speaks a newer major: answer with ours and wait for a second INIT
+            out.putInt(OUT_HEADER, KERNEL_VERSION);
+            out.putInt(OUT_HEADER + 4, MAX_MINOR);
+            reply(unique, 0, 8);
+            return;
+        }
+        if (major < KERNEL_VERSION) {
+            log.error("volume {}: kernel FUSE protocol {}.{} too old", session.volumeId(), major, minor);
+            reply(unique, Native.EPROTO, 0);
+            session.initDone(false, major, minor, 0);
+            return;
+        }
+        int agreedMinor = Math.min(minor, MAX_MINOR);
+        int wanted = ASYNC_READ | BIG_WRITES | ASYNC_DIO | PARALLEL_DIROPS | MAX_PAGES;
+        int flags = wanted & offered;
+        int base = OUT_HEADER;
+        for (int i = 0; i < INIT_OUT; i += 8) {
+            out.putLong(base + i, 0);
+        }
+        out.putInt(base, KERNEL_VERSION);
+        out.putInt(base + 4, agreedMinor);
+        out.putInt(base + 8, maxReadahead);
+        out.putInt(base + 12, flags);
+        out.putShort(base + 16, (short) session.maxBackground());
+        out.putShort(base + 18, (short) (session.maxBackground() * 3 / 4));
+        out.putInt(base + 20, session.maxWrite());
+        out.putInt(base + 24, 1); // time_gran: nanoseconds
+        out.putShort(base + 28, (short) (session.maxWrite() / PAGE_SIZE));
+        reply(unique, 0, agreedMinor < 23 ? INIT_OUT_COMPAT_22 : INIT_OUT);
+        session.initDone(true, major, agreedMinor, flags);
+    }
+
+    private void read(long unique) throws IOException {
+        long offset = in.getLong(IN_HEADER + 8);
+        int size = in.getInt(IN_HEADER + 16);
+        if (offset < 0 || size < 0 || size > out.capacity() - OUT_HEADER) {
+            reply(unique, Native.EINVAL, 0);
+            return;
+        }
+        long volumeSize = target.sizeBytes();
+        int n = (int) Math.max(0, Math.min(size, volumeSize - offset)); // short read at the end
+        if (n > 0) {
+            ByteBuffer dst = out.duplicate().position(OUT_HEADER).limit(OUT_HEADER + n);
+            target.read(offset, dst);
+        }
+        reply(unique, 0, n);
+    }
+
+    private void write(long unique, int length) throws IOException {
+        long offset = in.getLong(IN_HEADER + 8);
+        int size = in.getInt(IN_HEADER + 16);
+        int dataStart = IN_HEADER + WRITE_IN;
+        if (offset < 0 || size < 0 || dataStart + size > length) {
+            reply(unique, Native.EINVAL, 0);
+            return;
+        }
+        if (session.readOnly()) {
+            reply(unique, Native.EROFS, 0);
+            return;
+        }
+        if (offset + size > target.sizeBytes()) {
+            reply(unique, Native.EFBIG, 0); // the volume never grows through a write
+            return;
+        }
+        ByteBuffer src = in.duplicate().position(dataStart).limit(dataStart + size);
+        target.write(offset, src);
+        out.putInt(OUT_HEADER, size);
+        out.putInt(OUT_HEADER + 4, 0);
+        reply(unique, 0, WRITE_OUT);
+    }
+
+    private void setattr(long unique) {
+        int valid = in.getInt(IN_HEADER);
+        long size = in.getLong(IN_HEADER + 16);
+        if ((valid & FATTR_SIZE) != 0 && size != target.sizeBytes()) {
+            reply(unique, session.readOnly() ? Native.EROFS : Native.EINVAL, 0);
+            return;
+        }
+        replyAttr(unique); // mode, owner and time changes are accepted and forgotten
+    }
+
+    private void open(long unique) {
+        int flags = in.getInt(IN_HEADER);
+        if (session.readOnly() && (flags & 3) != 0) {
+            reply(unique, Native.EROFS, 0);
+            return;
+        }
+        out.putLong(OUT_HEADER, 0); // fh: one file, no per-open state
+        out.putInt(OUT_HEADER + 8, FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES);
+        out.putInt(OUT_HEADER + 12, 0);
+        reply(unique, 0, OPEN_OUT);
+    }
+
+    private void replyAttr(long unique) {
+        int b = OUT_HEADER;
+        long size = target.sizeBytes();
+        long now = session.startEpochSecond();
+        out.putLong(b, FuseSession.ATTR_VALID_SECONDS);
+        out.putInt(b + 8, 0);
+        out.putInt(b + 12, 0);
+        int a = b + 16;
+        out.putLong(a, ROOT_ID);
+        out.putLong(a + 8, size);
+        out.putLong(a + 16, (size + 511) / 512);
+        out.putLong(a + 24, now);
+        out.putLong(a + 32, now);
+        out.putLong(a + 40, now);
+        out.putInt(a + 48, 0);
+        out.putInt(a + 52, 0);
+        out.putInt(a + 56, 0);
+        out.putInt(a + 60, S_IFREG | (session.readOnly() ? 0400 : 0600));
+        out.putInt(a + 64, 1); // nlink
+        out.putInt(a + 68, 0); // uid
+        out.putInt(a + 72, 0); // gid
+        out.putInt(a + 76, 0); // rdev
+        out.putInt(a + 80, PAGE_SIZE); // blksize
+        out.putInt(a + 84, 0);
+        reply(unique, 0, ATTR_OUT);
+    }
+
+    private void statfs(long unique) {
+        int b = OUT_HEADER;
+        for (int i = 0; i < STATFS_OUT; i += 8) {
+            out.putLong(b + i, 0);
+        }
+        out.putLong(b, target.sizeBytes() / PAGE_SIZE); // blocks
+        out.putLong(b + 24, 1); // files
+        out.putInt(b + 40, PAGE_SIZE); // bsize
+        out.putInt(b + 44, 255); // namelen
+        out.putInt(b + 48, PAGE_SIZE); // frsize
+        reply(unique, 0, STATFS_OUT);
     }
 
     /** Writes the reply header for {@code unique} and sends it with {@code bodyLength} body bytes. */

@@ -35,23 +35,4 @@ public interface LibC {
 
     @SaveError
     int umount2(String target, int flags);
-
-    /** mmap(2); returns the mapping, or address -1 (MAP_FAILED) with errno set. */
-    @SaveError
-    Pointer mmap(Pointer addr, long length, int prot, int flags, int fd, long offset);
-
-    @SaveError
-    int munmap(Pointer addr, long length);
-
-    /** io_uring_setup(entries, params), through syscall(2): glibc has no wrapper. */
-    @SaveError
-    long syscall(long number, int entries, Pointer params);
-
-    /**
-     * io_uring_enter(fd, toSubmit, minComplete, flags, sig) through syscall(2), sig always NULL:
-     * without IORING_ENTER_EXT_ARG the kernel then ignores the sixth argument, and six parameters
-     * keep jnr-ffi on its fast call path (seven take a slower, allocating one).
-     */
-    @SaveError
-    long syscall(long number, int fd, int toSubmit, int minComplete, int flags, Pointer sig);
 }

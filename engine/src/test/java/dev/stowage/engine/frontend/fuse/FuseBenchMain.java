@@ -7,7 +7,7 @@ import java.nio.file.Path;
 /**
  * Not a test: exports an in-memory volume for measuring with fio from outside. Arguments: run
  * directory, size in MiB, FUSE threads, direct I/O (true/false),
- * optionally max background requests and "io_uring" to serve over io_uring. Prints "READY <device>", serves
+ * optionally max background requests. Prints "READY <device>", serves
  * until stdin reaches EOF, then unexports.
  */
 public final class FuseBenchMain {
@@ -18,7 +18,7 @@ public final class FuseBenchMain {
         long size = Long.parseLong(args[1]) << 20;
         int maxBackground = args.length > 4 ? Integer.parseInt(args[4]) : FuseFrontendConfig.DEFAULT_MAX_BACKGROUND;
         FuseFrontendConfig config = new FuseFrontendConfig(Path.of(args[0]), Integer.parseInt(args[2]),
-                FuseFrontendConfig.DEFAULT_MAX_WRITE, maxBackground, args.length > 5 && args[5].equals("io_uring"));
+                FuseFrontendConfig.DEFAULT_MAX_WRITE, maxBackground);
         try (FuseFrontend frontend = new FuseFrontend(config)) {
             Export export = frontend.export("bench", new MemoryBlockTarget(size),
                     new ExportOptions(false, Boolean.parseBoolean(args[3])));

@@ -1,11 +1,9 @@
 package dev.stowage.engine.frontend.fuse;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -53,15 +51,5 @@ class FuseNamesTest {
         assertThrows(IllegalArgumentException.class, () -> new FuseFrontendConfig(Path.of("/r"), 4, 2 << 20, 64));
         assertThrows(IllegalArgumentException.class, () -> new FuseFrontendConfig(Path.of("/r"), 4, 1 << 20, 0));
         assertThrows(NullPointerException.class, () -> FuseFrontendConfig.defaults(null));
-        assertFalse(c.ioUring());
-        assertTrue(c.withIoUring(true).withThreadsPerVolume(8).ioUring());
-    }
-
-    @Test
-    void ringQueuesAreOnePerPossibleCpu() {
-        assertEquals(1, FuseRings.parseCpuList("0\n"));
-        assertEquals(2, FuseRings.parseCpuList("0-1"));
-        assertEquals(12, FuseRings.parseCpuList("0-3,8,10-11"));
-        assertThrows(NumberFormatException.class, () -> FuseRings.parseCpuList("x"));
     }
 }
