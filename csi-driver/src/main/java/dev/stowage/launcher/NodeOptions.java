@@ -21,7 +21,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                           boolean csiNode, boolean loopDirectIo, Optional<InetSocketAddress> apiListen,
                           Optional<InetSocketAddress> listen, boolean storageless,
                           java.time.Duration replicaReplaceTimeout, long rebuildBytesPerSecond,
-                          Optional<Path> clusterTokenFile) {
+                          Optional<Path> clusterTokenFile, Optional<Path> fuseKeeper) {
     /**
      * FUSE server threads per attached volume. Each blocks on one request, so they bound the requests in
      * flight: measured on 2 cores (docs/benchmarks.md), 16 beat 4 by a third on 4 KiB random writes and
@@ -49,6 +49,8 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
               --fuse-threads N          FUSE server threads per attached volume (default 16)
               --csi-services LIST       controller,node (default both)
               --loop-direct-io on|off   loop devices use direct I/O on the FUSE file (default on)
+              --fuse-keeper PATH        socket of a `stowage fuse-keeper`, which keeps attached volumes'
+                                        FUSE connections open while this node restarts (default none)
               --api-listen HOST:PORT    management API (stowctl) address, or "off" (default 127.0.0.1:7420); plaintext
               --cluster-token-file PATH a file holding the cluster's shared token (at least 32 characters): every
                                         management API call and every replication connection must carry it;
@@ -82,7 +84,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 value = args.get(++i);
             }
             if (!List.of("data-dir", "csi-endpoint", "node-id", "zone", "rack", "etcd", "max-volumes",
-                    "fuse-threads", "csi-services", "loop-direct-io", "api-listen", "listen", "storageless", "replica-replace-timeout",
+                    "fuse-threads", "csi-services", "loop-direct-io", "fuse-keeper", "api-listen", "listen", "storageless", "replica-replace-timeout",
                     "rebuild-bandwidth", "cluster-token-file").contains(key)) {
                 throw new IllegalArgumentException("unknown option --" + key);
             }
@@ -156,7 +158,8 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 fuseThreads, controller, node, dio.equals("on"), api, listen, storageless,
                 java.time.Duration.ofSeconds(parseInt(values, "replica-replace-timeout", 600, 1, 7 * 24 * 3600)),
                 parseLong(values, "rebuild-bandwidth", 0),
-                Optional.ofNullable(values.get("cluster-token-file")).map(f -> Path.of(f).toAbsolutePath().normalize()));
+                Optional.ofNullable(values.get("cluster-token-file")).map(f -> Path.of(f).toAbsolutePath().normalize()),
+                Optional.ofNullable(values.get("fuse-keeper")).map(f -> Path.of(f).toAbsolutePath().normalize()));
     }
 
     /** HOST:PORT or [IPv6]:PORT (port 0: any free port), or "off". */
@@ -258,6 +261,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 + (csiNode ? "node" : "")
                 + " api-listen=" + apiListen.map(a -> a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("off")
                 + clusterTokenFile.map(f -> " cluster-token-file=" + f).orElse("")
+                + fuseKeeper.map(f -> " fuse-keeper=" + f).orElse("")
                 + listen.map(a -> " listen=" + a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("")
                 + (storageless ? " storageless" : "")
                 + (etcdEndpoints.isEmpty() ? "" : " replica-replace-timeout=" + replicaReplaceTimeout.toSeconds() + "s"

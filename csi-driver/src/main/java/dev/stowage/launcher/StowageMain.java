@@ -7,6 +7,7 @@ import java.util.concurrent.CountDownLatch;
 /**
  * Entry point of {@code bin/stowage}: {@code node} runs a node (storage, metadata, frontend, CSI),
  * {@code csi-controller} serves CSI's controller side over any node's management API,
+ * {@code fuse-keeper} keeps a node's FUSE connections open across its restarts,
  * {@code demo} shows a volume's life end to end on this host, {@code csi} makes single CSI calls,
  * {@code version} prints the version.
  * Errors in the command line end the process with exit code 2 and one line naming the option.
@@ -16,7 +17,7 @@ public final class StowageMain {
 
     public static void main(String[] args) throws Exception {
         if (args.length == 0) {
-            System.err.println("usage: stowage node|csi-controller|demo|csi|version [options]\n" + NodeOptions.USAGE);
+            System.err.println("usage: stowage node|csi-controller|fuse-keeper|demo|csi|version [options]\n" + NodeOptions.USAGE);
             System.exit(2);
         }
         List<String> rest = Arrays.asList(args).subList(1, args.length);
@@ -29,11 +30,40 @@ public final class StowageMain {
             }
             case "csi" -> System.exit(CsiCommand.run(rest));
             case "csi-controller" -> System.exit(ControllerCommand.run(rest));
+            case "fuse-keeper" -> System.exit(runFuseKeeper(rest));
             case "version", "--version" -> System.out.println("stowage " + Version.get());
             default -> {
-                System.err.println("stowage: unknown command '" + args[0] + "'; use node, csi-controller, demo, csi or version");
+                System.err.println("stowage: unknown command '" + args[0] + "'; use node, csi-controller, fuse-keeper, demo, csi or version");
                 System.exit(2);
             }
+        }
+    }
+
+    /** {@code stowage fuse-keeper --socket PATH}: serves until killed. */
+    static int runFuseKeeper(List<String> args) {
+        java.nio.file.Path socket = null;
+        for (int i = 0; i < args.size(); i++) {
+            String a = args.get(i);
+            if (a.startsWith("--socket=")) {
+                socket = java.nio.file.Path.of(a.substring("--socket=".length()));
+            } else if (a.equals("--socket") && i + 1 < args.size()) {
+                socket = java.nio.file.Path.of(args.get(++i));
+            } else {
+                System.err.println("stowage fuse-keeper: unknown option '" + a + "'\nusage: stowage fuse-keeper --socket PATH");
+                return 2;
+            }
+        }
+        if (socket == null) {
+            System.err.println("stowage fuse-keeper: --socket PATH is required\nusage: stowage fuse-keeper --socket PATH");
+            return 2;
+        }
+        try {
+            dev.stowage.engine.frontend.fuse.FuseFdKeeper keeper = dev.stowage.engine.frontend.fuse.FuseFdKeeper.bind(socket);
+            keeper.serve();
+            return 0;
+        } catch (java.io.IOException e) {
+            System.err.println("stowage fuse-keeper: " + e.getMessage());
+            return 1;
         }
     }
 

@@ -20,6 +20,17 @@ public interface Frontend extends AutoCloseable {
     Export export(String volumeId, BlockTarget target, ExportOptions options) throws IOException;
 
     /**
+     * Takes over the export an earlier process of this node left alive for {@code volumeId} (its
+     * block device still in use by pods), now served from {@code target}; empty if there is none to
+     * take over, and then nothing was changed. A frontend that cannot keep exports alive across a
+     * restart always answers empty (the default).
+     */
+    default java.util.Optional<Export> resume(String volumeId, BlockTarget target, ExportOptions options)
+            throws IOException {
+        return java.util.Optional.empty();
+    }
+
+    /**
      * Removes what an earlier process left for {@code volumeId} (a dead FUSE mount, a loop device on
      * it) so that it can be exported again. Safe to call when there is nothing to clean.
      */
@@ -53,6 +64,15 @@ public interface Frontend extends AutoCloseable {
 
         /** Tells the kernel the target's size changed (after an online resize). */
         void refreshSize() throws IOException;
+
+        /**
+         * Stops serving, for a process that is shutting down and will come back: where the
+         * frontend can keep the export alive for the next process ({@link Frontend#resume}), the
+         * block device stays and its I/O waits; elsewhere this is {@link #close}.
+         */
+        default void leave() throws IOException {
+            close();
+        }
 
         @Override
         void close() throws IOException;

@@ -170,8 +170,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                         r.getId(), r.getAttachment().getDevicePath());
                 leftovers.remove(r.getId());
                 try {
-                    frontend.cleanupStale(r.getId());
-                    attachLocked(r.getId());
+                    attachLocked(r.getId(), true);
                 } catch (IOException | RuntimeException e) {
                     // One volume that cannot come back must not keep the node from serving the others;
                     // NodeStage will try again and report the error to its caller.
@@ -542,6 +541,14 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     }
 
     private Path attachLocked(String volumeId) throws IOException {
+        return attachLocked(volumeId, false);
+    }
+
+    /**
+     * Attaches {@code volumeId} here under a new epoch. With {@code resume} (after a restart), an
+     * export the earlier process left alive is taken over, so that pods using its device go on.
+     */
+    private Path attachLocked(String volumeId, boolean resume) throws IOException {
         Attached existing = attached.get(volumeId);
         if (existing != null) {
             return existing.export().devicePath();
@@ -570,9 +577,16 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                 new RecordedReplicaHealth(metadata, volumeId, epoch));
         Frontend.Export export;
         try {
-            frontend.cleanupStale(volumeId);
-            export = frontend.export(volumeId, coordinator,
-                    new Frontend.ExportOptions(taken.getAttachment().getReadOnly(), config.exportDirectIo()));
+            Frontend.ExportOptions options =
+                    new Frontend.ExportOptions(taken.getAttachment().getReadOnly(), config.exportDirectIo());
+            java.util.Optional<Frontend.Export> kept = resume ? resumeExport(volumeId, coordinator, options)
+                    : java.util.Optional.empty();
+            if (kept.isPresent()) {
+                export = kept.get();
+            } else {
+                frontend.cleanupStale(volumeId);
+                export = frontend.export(volumeId, coordinator, options);
+            }
         } catch (IOException | RuntimeException e) {
             try {
                 coordinator.close();
@@ -622,10 +636,31 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         }
     }
 
+    /** The export an earlier process left alive, taken over; empty if there is none or it cannot be. */
+    private java.util.Optional<Frontend.Export> resumeExport(String volumeId, Coordinator coordinator,
+            Frontend.ExportOptions options) {
+        try {
+            return frontend.resume(volumeId, coordinator, options);
+        } catch (IOException | RuntimeException e) {
+            LOG.warn("volume {}: taking over the export an earlier process left failed, exporting anew: {}",
+                    volumeId, e.toString());
+            return java.util.Optional.empty();
+        }
+    }
+
     private void closeAttached(String volumeId, Attached a) throws IOException {
+        closeAttached(volumeId, a, false);
+    }
+
+    /** Ends the export (or, {@code leaving}, leaves it to the next process, see Export#leave) and the coordinator. */
+    private void closeAttached(String volumeId, Attached a, boolean leaving) throws IOException {
         IOException failure = null;
         try {
-            a.export().close();
+            if (leaving) {
+                a.export().leave();
+            } else {
+                a.export().close();
+            }
         } catch (IOException e) {
             failure = e;
         }
@@ -671,7 +706,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
             ready = false;
             for (Map.Entry<String, Attached> e : attached.entrySet()) {
                 try {
-                    closeAttached(e.getKey(), e.getValue());
+                    closeAttached(e.getKey(), e.getValue(), true);
                 } catch (IOException ex) {
                     LOG.warn("volume {}: detaching on shutdown failed: {}", e.getKey(), ex.getMessage());
                 }

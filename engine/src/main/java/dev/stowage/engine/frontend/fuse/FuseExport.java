@@ -69,6 +69,26 @@ final class FuseExport implements Frontend.Export {
         log.info("volume {}: size of {} refreshed to {} bytes", volumeId, loop.device(), size);
     }
 
+    /**
+     * With an fd keeper: stops answering (requests not answered yet are sent again to the process
+     * that resumes the export) and leaves mount, loop device and keeper as they are. Without one:
+     * {@link #close}.
+     */
+    @Override
+    public synchronized void leave() throws IOException {
+        if (closed) {
+            return;
+        }
+        if (!frontend.keepsExports()) {
+            close();
+            return;
+        }
+        closed = true;
+        session.leave();
+        frontend.removed(this);
+        log.info("volume {}: left {} over FUSE file {} to the next process", volumeId, loop.device(), mountpoint);
+    }
+
     @Override
     public synchronized void close() throws IOException {
         if (closed) {
@@ -82,6 +102,7 @@ final class FuseExport implements Frontend.Export {
             failure = e;
         }
         session.close();
+        frontend.release(volumeId);
         try {
             // Devices a dead process left on this path, kept while mounts referred to them: the
             // volume leaves this node, so its publications should be gone (CSI unpublishes first).

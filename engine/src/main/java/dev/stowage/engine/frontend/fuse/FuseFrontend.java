@@ -53,12 +53,14 @@ public final class FuseFrontend implements Frontend {
     private static final String KEPT_LOOPS = ".kept-loops";
 
     private final FuseFrontendConfig config;
+    private final FuseFdKeeperClient keeper;
     private final Map<String, FuseExport> exports = new HashMap<>();
     private final Set<String> busy = new HashSet<>();
     private boolean closed;
 
     public FuseFrontend(FuseFrontendConfig config) {
         this.config = Objects.requireNonNull(config, "config");
+        this.keeper = config.fdKeeperSocket() == null ? null : new FuseFdKeeperClient(config.fdKeeperSocket());
         log.info("FUSE frontend: run directory {}, {} threads per volume, max write {} bytes, max background {}",
                 config.runDirectory(), config.threadsPerVolume(), config.maxWriteBytes(), config.maxBackground());
     }
@@ -102,6 +104,7 @@ public final class FuseFrontend implements Frontend {
                 export.close();
                 throw new IOException("FUSE frontend was closed while volume " + volumeId + " was being exported");
             }
+            keep(volumeId, session);
             log.info("volume {}: exported as {} over FUSE file {} ({} bytes, {} threads, {}{})", volumeId,
                     loop.device(), mountpoint, target.sizeBytes(), config.threadsPerVolume(),
                     loop.directIo() ? "direct I/O" : "buffered I/O", options.readOnly() ? ", read-only" : "");
@@ -110,6 +113,88 @@ public final class FuseFrontend implements Frontend {
             synchronized (this) {
                 busy.remove(volumeId);
             }
+        }
+    }
+
+    /**
+     * Takes over the export of a node process that died: the fd keeper still holds its FUSE
+     * connection, the mount and its one loop device are in place. The fds come back from the
+     * keeper, the kernel sends again what the dead process had not answered, and the loop device
+     * stays what pods opened. Empty (and nothing changed) without a keeper or a live connection.
+     */
+    @Override
+    public Optional<Export> resume(String volumeId, BlockTarget target, ExportOptions options) throws IOException {
+        Objects.requireNonNull(target, "target");
+        if (keeper == null) {
+            return Optional.empty();
+        }
+        Path mountpoint = mountpointOf(volumeId);
+        reserve(volumeId);
+        try {
+            Optional<List<Integer>> fds;
+            try {
+                fds = keeper.take(fileName(volumeId));
+            } catch (IOException e) {
+                log.warn("volume {}: cannot ask the fd keeper for its FUSE connection: {}", volumeId, e.getMessage());
+                return Optional.empty();
+            }
+            if (fds.isEmpty()) {
+                return Optional.empty();
+            }
+            Optional<LoopDevice> loop = FuseMounts.deviceOf(mountpoint).isPresent()
+                    ? LoopDevice.existing(mountpoint) : Optional.empty();
+            if (loop.isEmpty()) {
+                fds.get().forEach(Native.LIBC::close);
+                log.info("volume {}: the fd keeper held a FUSE connection, but its mount or loop device is gone",
+                        volumeId);
+                return Optional.empty();
+            }
+            FuseSession session = new FuseSession(volumeId, mountpoint, target, config.maxWriteBytes(),
+                    config.maxBackground(), options.readOnly());
+            session.resume(fds.get());
+            FuseExport export = new FuseExport(this, volumeId, mountpoint, session, loop.get());
+            if (!register(volumeId, export)) {
+                export.close();
+                throw new IOException("FUSE frontend was closed while volume " + volumeId + " was being resumed");
+            }
+            keep(volumeId, session);
+            log.info("volume {}: resumed the export an earlier process left as {} over FUSE file {} ({} threads)",
+                    volumeId, loop.get().device(), mountpoint, session.fds().size());
+            return Optional.of(export);
+        } finally {
+            synchronized (this) {
+                busy.remove(volumeId);
+            }
+        }
+    }
+
+    /** Has the fd keeper hold the session's fds (replacing an earlier process's); a failure only costs that protection. */
+    private void keep(String volumeId, FuseSession session) {
+        if (keeper == null) {
+            return;
+        }
+        try {
+            keeper.hold(fileName(volumeId), session.fds());
+        } catch (IOException e) {
+            log.warn("volume {}: the fd keeper does not hold its FUSE connection, so it would not survive a restart"
+                    + " of this process: {}", volumeId, e.getMessage());
+        }
+    }
+
+    /** Whether exports can outlive this process (an fd keeper is configured). */
+    boolean keepsExports() {
+        return keeper != null;
+    }
+
+    /** Has the fd keeper let go of what it holds for {@code volumeId}. */
+    void release(String volumeId) {
+        if (keeper == null) {
+            return;
+        }
+        try {
+            keeper.drop(fileName(volumeId));
+        } catch (IOException e) {
+            log.warn("volume {}: the fd keeper may still hold its ended FUSE connection: {}", volumeId, e.getMessage());
         }
     }
 
@@ -123,6 +208,7 @@ public final class FuseFrontend implements Frontend {
             busy.add(volumeId);
         }
         try {
+            release(volumeId);
             removeLeftovers(volumeId, mountpoint);
         } finally {
             synchronized (this) {

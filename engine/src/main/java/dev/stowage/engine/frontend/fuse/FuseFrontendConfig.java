@@ -12,8 +12,11 @@ import java.util.Objects;
  * @param maxWriteBytes largest READ/WRITE request the kernel may send (multiple of 4 KiB, 4 KiB-1 MiB)
  * @param maxBackground requests the kernel keeps in flight to the server for asynchronous direct
  *                      I/O (FUSE's default of 12 would cap a QD32 workload at 12)
+ * @param fdKeeperSocket the {@link FuseFdKeeper}'s socket, which keeps the FUSE connections alive
+ *                      across a restart of this process; null for none
  */
-public record FuseFrontendConfig(Path runDirectory, int threadsPerVolume, int maxWriteBytes, int maxBackground) {
+public record FuseFrontendConfig(Path runDirectory, int threadsPerVolume, int maxWriteBytes, int maxBackground,
+        Path fdKeeperSocket) {
     public static final int DEFAULT_THREADS = 4;
     public static final int DEFAULT_MAX_WRITE = 1 << 20;
     public static final int DEFAULT_MAX_BACKGROUND = 128;
@@ -33,12 +36,20 @@ public record FuseFrontendConfig(Path runDirectory, int threadsPerVolume, int ma
         runDirectory = runDirectory.toAbsolutePath().normalize();
     }
 
-    /** Defaults: 4 threads per volume, 1 MiB requests, 128 background requests. */
+    public FuseFrontendConfig(Path runDirectory, int threadsPerVolume, int maxWriteBytes, int maxBackground) {
+        this(runDirectory, threadsPerVolume, maxWriteBytes, maxBackground, null);
+    }
+
+    /** Defaults: 4 threads per volume, 1 MiB requests, 128 background requests, no fd keeper. */
     public static FuseFrontendConfig defaults(Path runDirectory) {
         return new FuseFrontendConfig(runDirectory, DEFAULT_THREADS, DEFAULT_MAX_WRITE, DEFAULT_MAX_BACKGROUND);
     }
 
     public FuseFrontendConfig withThreadsPerVolume(int threads) {
-        return new FuseFrontendConfig(runDirectory, threads, maxWriteBytes, maxBackground);
+        return new FuseFrontendConfig(runDirectory, threads, maxWriteBytes, maxBackground, fdKeeperSocket);
+    }
+
+    public FuseFrontendConfig withFdKeeper(Path socket) {
+        return new FuseFrontendConfig(runDirectory, threadsPerVolume, maxWriteBytes, maxBackground, socket);
     }
 }

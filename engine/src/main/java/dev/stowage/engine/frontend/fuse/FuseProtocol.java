@@ -50,6 +50,8 @@ final class FuseProtocol {
     static final int FATTR_SIZE = 1 << 3;
 
     static final int NOTIFY_INVAL_INODE = 2;
+    /** Requests read by the server and not answered go back to the queue (Linux 6.9+, protocol 7.40). */
+    static final int NOTIFY_RESEND = 7;
 
     /** _IOR(229, 0, uint32_t). */
     static final long DEV_IOC_CLONE = 0x8004E500L;

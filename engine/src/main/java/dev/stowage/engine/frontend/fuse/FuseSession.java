@@ -50,6 +50,7 @@ final class FuseSession implements AutoCloseable {
     private final ByteBuffer notifyBuffer =
             ByteBuffer.allocateDirect(OUT_HEADER + NOTIFY_INVAL_INODE_OUT).order(ByteOrder.nativeOrder());
     private volatile boolean initOk;
+    private volatile boolean leaving;
     private volatile String initSummary = "";
     private CountDownLatch exited = new CountDownLatch(0);
     private String connection; // "major:minor" of the mount, for /sys/fs/fuse/connections
@@ -87,13 +88,7 @@ final class FuseSession implements AutoCloseable {
             for (int i = 1; i < threadCount; i++) {
                 fds.add(cloneDevice(fd));
             }
-            exited = new CountDownLatch(fds.size());
-            for (int i = 0; i < fds.size(); i++) {
-                Thread t = new Thread(new FuseWorker(this, fds.get(i)), "fuse-" + volumeId + "-" + i);
-                t.setDaemon(true);
-                threads.add(t);
-            }
-            threads.forEach(Thread::start);
+            startWorkers();
             if (!initLatch.await(INIT_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
                 throw new IOException("kernel did not complete FUSE INIT on " + mountpoint
                         + " within " + INIT_TIMEOUT_SECONDS + " s");
@@ -111,6 +106,61 @@ final class FuseSession implements AutoCloseable {
             close();
             throw new IOException("interrupted while waiting for FUSE INIT", e);
         }
+    }
+
+    /**
+     * Takes over the live connection of an earlier process whose /dev/fuse fds the fd keeper kept
+     * ({@code taken}, the session fd first): starts a worker on each and has the kernel send again
+     * every request the earlier process had read and not answered (FUSE_NOTIFY_RESEND, Linux 6.9+).
+     * The connection's INIT was done by the earlier process; its results live in the kernel. On
+     * failure the session is closed (the mount with it) and the exception thrown.
+     */
+    synchronized void resume(List<Integer> taken) throws IOException {
+        fds.addAll(taken);
+        mounted = true;
+        initOk = true;
+        connection = FuseMounts.deviceOf(mountpoint).orElse(null);
+        try {
+            startWorkers();
+            notifyBuffer.putInt(0, OUT_HEADER);
+            notifyBuffer.putInt(4, NOTIFY_RESEND);
+            notifyBuffer.putLong(8, 0);
+            if (LIBC.write(fds.get(0), Native.pointer(notifyBuffer), OUT_HEADER) < 0) {
+                throw new IOException("FUSE resend notification for volume " + volumeId + " failed: "
+                        + Native.describe(Native.errno()));
+            }
+        } catch (IOException | RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    /**
+     * From now on requests are not answered unless already handled successfully: the process is
+     * going away, and what it leaves unanswered the kernel sends again to the process that resumes
+     * the connection (the fd keeper keeps it open). Nothing is unmounted or closed.
+     */
+    void leave() {
+        leaving = true;
+    }
+
+    boolean leaving() {
+        return leaving;
+    }
+
+    /** The /dev/fuse fds of this session, the session fd first: what the fd keeper copies. */
+    synchronized List<Integer> fds() {
+        return List.copyOf(fds);
+    }
+
+    private void startWorkers() {
+        exited = new CountDownLatch(fds.size());
+        for (int i = 0; i < fds.size(); i++) {
+            Thread t = new Thread(new FuseWorker(this, fds.get(i)), "fuse-" + volumeId + "-" + i);
+            t.setDaemon(true);
+            threads.add(t);
+        }
+        threads.forEach(Thread::start);
     }
 
     private static int openDevice() throws IOException {

@@ -59,6 +59,9 @@ final class FuseWorker implements Runnable {
                     }
                     return; // ENODEV: unmounted or aborted
                 }
+                if (session.leaving()) {
+                    continue; // unanswered: the next process gets it again (FUSE_NOTIFY_RESEND)
+                }
                 if (n < IN_HEADER) {
                     log.warn("volume {}: short FUSE request of {} bytes ignored", session.volumeId(), n);
                     continue;
@@ -243,6 +246,9 @@ final class FuseWorker implements Runnable {
 
     /** Writes the reply header for {@code unique} and sends it with {@code bodyLength} body bytes. */
     private void reply(long unique, int errno, int bodyLength) {
+        if (errno != 0 && session.leaving()) {
+            return; // most likely the target closing under a process that is going away: let it be resent
+        }
         int len = OUT_HEADER + (errno == 0 ? bodyLength : 0);
         out.putInt(0, len);
         out.putInt(4, -errno);

@@ -35,4 +35,12 @@ public interface LibC {
 
     @SaveError
     int umount2(String target, int flags);
+
+    /** pidfd_open(pid, flags) through syscall(2). */
+    @SaveError
+    long syscall(long number, int pid, int flags);
+
+    /** pidfd_getfd(pidfd, targetfd, flags) through syscall(2). */
+    @SaveError
+    long syscall(long number, int pidfd, int targetFd, int flags);
 }

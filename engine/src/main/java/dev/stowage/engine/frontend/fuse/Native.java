@@ -33,6 +33,30 @@ final class Native {
     private Native() {
     }
 
+    private static final long SYS_PIDFD_OPEN = 434;
+    private static final long SYS_PIDFD_GETFD = 438;
+
+    /**
+     * A copy, in this process, of file descriptor {@code fd} of process {@code pid}
+     * (pidfd_getfd(2), Linux 5.6+; needs ptrace rights over {@code pid}, which root has). The
+     * copy refers to the same open file, close-on-exec.
+     */
+    static int copyFd(int pid, int fd) throws java.io.IOException {
+        int pidfd = (int) LIBC.syscall(SYS_PIDFD_OPEN, pid, 0);
+        if (pidfd < 0) {
+            throw new java.io.IOException("pidfd_open(" + pid + ") failed: " + describe(errno()));
+        }
+        try {
+            int copy = (int) LIBC.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0);
+            if (copy < 0) {
+                throw new java.io.IOException("pidfd_getfd(" + pid + ", " + fd + ") failed: " + describe(errno()));
+            }
+            return copy;
+        } finally {
+            LIBC.close(pidfd);
+        }
+    }
+
     static int errno() {
         return LastError.getLastError(RUNTIME);
     }

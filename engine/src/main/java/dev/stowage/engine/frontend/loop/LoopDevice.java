@@ -70,6 +70,18 @@ public final class LoopDevice {
         return new LoopDevice(device, file, dio);
     }
 
+    /**
+     * The one loop device already attached to {@code file}, taken over as it is (after a restart
+     * of the process that attached it); empty if none or several are.
+     */
+    public static java.util.Optional<LoopDevice> existing(Path file) throws IOException {
+        List<Entry> on = list().stream().filter(e -> e.isBackedBy(file)).toList();
+        if (on.size() != 1) {
+            return java.util.Optional.empty();
+        }
+        return java.util.Optional.of(new LoopDevice(on.get(0).device, file, on.get(0).directIo));
+    }
+
     public Path device() {
         return device;
     }

@@ -1,0 +1,172 @@
+package dev.stowage.engine.frontend.fuse;
+
+import java.io.IOException;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The fd keeper: a small process of its own that holds copies of the /dev/fuse fds of every FUSE
+ * connection a node serves, so that a connection outlives a crash or restart of the node.
+ *
+ * <p>Why: a FUSE connection ends when its last /dev/fuse fd closes, and every request a dead
+ * server had read ends with an error. A volume's pods then see I/O errors and a dead file system
+ * until they are restarted. While the keeper holds the fds, the connection stays, requests wait in
+ * the kernel, and the restarted node takes the fds back ({@link FuseFdKeeperClient#take}), asks
+ * the kernel to send the unanswered requests again (FUSE_NOTIFY_RESEND) and goes on serving the
+ * same mount and loop device: the pods see a pause.
+ *
+ * <p>Protocol: one request line per connection on a Unix socket (mode 0600), one reply line.
+ * Copies are made with pidfd_getfd(2), so no fd travels over the socket:
+ * <pre>
+ *   HOLD name pid fd...   copy these fds of process pid (replacing what is held for name) -> OK n
+ *   GIVE name             -> FDS keeperPid fd...  (the keeper's own numbers, for pidfd_getfd) | NONE
+ *   DROP name             close what is held for name -> OK
+ *   LIST                  -> HELD name...
+ * </pre>
+ * Any failure is answered {@code ERR reason}. Names are FUSE mount point file names (no spaces).
+ *
+ * <p>Threading: one thread accepts and serves requests one at a time; requests are short.
+ */
+public final class FuseFdKeeper implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(FuseFdKeeper.class);
+    private static final int MAX_REQUEST = 4096;
+
+    private final Path socket;
+    private final ServerSocketChannel server;
+    private final Map<String, List<Integer>> held = new TreeMap<>();
+
+    private FuseFdKeeper(Path socket, ServerSocketChannel server) {
+        this.socket = socket;
+        this.server = server;
+    }
+
+    /** Binds the socket (replacing a stale one) and returns the keeper; {@link #serve} runs it. */
+    public static FuseFdKeeper bind(Path socket) throws IOException {
+        Files.createDirectories(socket.toAbsolutePath().getParent());
+        Files.deleteIfExists(socket);
+        ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        try {
+            server.bind(UnixDomainSocketAddress.of(socket));
+            Files.setPosixFilePermissions(socket, PosixFilePermissions.fromString("rw-------"));
+        } catch (IOException | RuntimeException e) {
+            server.close();
+            throw e;
+        }
+        log.info("FUSE fd keeper listening on {} (pid {})", socket, ProcessHandle.current().pid());
+        return new FuseFdKeeper(socket, server);
+    }
+
+    /** Serves requests until the keeper is closed. */
+    public void serve() {
+        while (server.isOpen()) {
+            try (SocketChannel client = server.accept()) {
+                String request = readLine(client);
+                String reply;
+                try {
+                    reply = handle(request);
+                } catch (IOException | RuntimeException e) {
+                    reply = "ERR " + e.getMessage();
+                    log.warn("fd keeper: '{}' failed: {}", request, e.getMessage());
+                }
+                client.write(ByteBuffer.wrap((reply + "\n").getBytes(StandardCharsets.UTF_8)));
+            } catch (IOException e) {
+                if (server.isOpen()) {
+                    log.warn("fd keeper: a request failed: {}", e.toString());
+                }
+            }
+        }
+    }
+
+    synchronized String handle(String request) throws IOException {
+        String[] words = request.trim().split(" +");
+        switch (words[0]) {
+            case "HOLD" -> {
+                if (words.length < 4) {
+                    throw new IOException("HOLD needs a name, a pid and fds");
+                }
+                int pid = Integer.parseInt(words[2]);
+                List<Integer> copies = new ArrayList<>();
+                try {
+                    for (int i = 3; i < words.length; i++) {
+                        copies.add(Native.copyFd(pid, Integer.parseInt(words[i])));
+                    }
+                } catch (IOException | RuntimeException e) {
+                    copies.forEach(Native.LIBC::close);
+                    throw e;
+                }
+                closeAll(held.put(words[1], copies));
+                log.info("fd keeper: holding {} fds of {} for process {}", copies.size(), words[1], pid);
+                return "OK " + copies.size();
+            }
+            case "GIVE" -> {
+                List<Integer> fds = held.get(name(words));
+                if (fds == null) {
+                    return "NONE";
+                }
+                StringBuilder b = new StringBuilder("FDS ").append(ProcessHandle.current().pid());
+                fds.forEach(fd -> b.append(' ').append(fd));
+                return b.toString();
+            }
+            case "DROP" -> {
+                List<Integer> fds = held.remove(name(words));
+                closeAll(fds);
+                if (fds != null) {
+                    log.info("fd keeper: dropped the fds of {}", words[1]);
+                }
+                return "OK";
+            }
+            case "LIST" -> {
+                return ("HELD " + String.join(" ", held.keySet())).trim();
+            }
+            default -> throw new IOException("unknown request '" + words[0] + "'");
+        }
+    }
+
+    private static String name(String[] words) throws IOException {
+        if (words.length != 2) {
+            throw new IOException(words[0] + " needs exactly one name");
+        }
+        return words[1];
+    }
+
+    private static void closeAll(List<Integer> fds) {
+        if (fds != null) {
+            fds.forEach(Native.LIBC::close);
+        }
+    }
+
+    static String readLine(SocketChannel channel) throws IOException {
+        ByteBuffer buffer = ByteBuffer.allocate(MAX_REQUEST);
+        while (buffer.hasRemaining()) {
+            if (channel.read(buffer) < 0) {
+                break;
+            }
+            if (buffer.position() > 0 && buffer.get(buffer.position() - 1) == '\n') {
+                break;
+            }
+        }
+        return new String(buffer.array(), 0, buffer.position(), StandardCharsets.UTF_8).strip();
+    }
+
+    /** Stops serving and closes every held fd: the connections they kept end unless a node holds them. */
+    @Override
+    public synchronized void close() throws IOException {
+        server.close();
+        held.values().forEach(FuseFdKeeper::closeAll);
+        held.clear();
+        Files.deleteIfExists(socket);
+    }
+}

@@ -1,0 +1,91 @@
+package dev.stowage.engine.frontend.fuse;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The fd keeper's protocol against a real keeper on a Unix socket, with fds of this process:
+ * what it holds are copies of the same open files (pidfd_getfd needs root).
+ */
+@Tag("root")
+class FuseFdKeeperTest {
+    @TempDir
+    Path tmp;
+    private FuseFdKeeper keeper;
+    private Thread serving;
+    private FuseFdKeeperClient client;
+
+    @BeforeEach
+    void start() throws IOException {
+        keeper = FuseFdKeeper.bind(tmp.resolve("run/keeper.sock"));
+        serving = new Thread(keeper::serve, "keeper");
+        serving.setDaemon(true);
+        serving.start();
+        client = new FuseFdKeeperClient(tmp.resolve("run/keeper.sock"));
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        keeper.close();
+        serving.join(5000);
+    }
+
+    @Test
+    void heldFdsComeBackAsTheSameOpenFilesUntilDropped() throws Exception {
+        Path file = Files.writeString(tmp.resolve("f"), "");
+        int fd = Native.LIBC.open(file.toString(), 1 /* O_WRONLY */);
+        assertTrue(fd >= 0);
+        client.hold("vol-a", List.of(fd));
+        assertEquals(List.of("vol-a"), client.list());
+        Native.LIBC.close(fd); // the keeper's copy keeps the file open
+
+        List<Integer> back = client.take("vol-a").orElseThrow();
+        assertEquals(1, back.size());
+        byte[] text = "through the kept fd".getBytes(StandardCharsets.UTF_8);
+        java.nio.ByteBuffer buffer = java.nio.ByteBuffer.allocateDirect(text.length).put(text).flip();
+        assertEquals(text.length, Native.LIBC.write(back.get(0), Native.pointer(buffer), text.length));
+        Native.LIBC.close(back.get(0));
+        assertEquals("through the kept fd", Files.readString(file));
+
+        client.drop("vol-a");
+        assertEquals(List.of(), client.list());
+        assertEquals(Optional.empty(), client.take("vol-a"));
+    }
+
+    @Test
+    void aNewHoldReplacesTheOldAndBadRequestsAreRefusedByName() throws Exception {
+        Path one = Files.writeString(tmp.resolve("one"), "1");
+        Path two = Files.writeString(tmp.resolve("two"), "2");
+        int fdA = Native.LIBC.open(one.toString(), 0);
+        int fdB = Native.LIBC.open(two.toString(), 0);
+        client.hold("vol-b", List.of(fdA));
+        client.hold("vol-b", List.of(fdB));
+        List<Integer> back = client.take("vol-b").orElseThrow();
+        assertEquals(Files.readSymbolicLink(Path.of("/proc/self/fd/" + fdB)),
+                Files.readSymbolicLink(Path.of("/proc/self/fd/" + back.get(0))), "the second hold replaced the first");
+        back.forEach(Native.LIBC::close);
+        Native.LIBC.close(fdA);
+        Native.LIBC.close(fdB);
+
+        IOException noFd = assertThrows(IOException.class, () -> client.hold("vol-c", List.of(999999)));
+        assertTrue(noFd.getMessage().contains("refused HOLD vol-c") && noFd.getMessage().contains("pidfd_getfd"),
+                noFd.getMessage());
+        assertEquals(List.of("vol-b"), client.list(), "a refused hold holds nothing");
+        assertEquals("unknown request 'FETCH'",
+                assertThrows(IOException.class, () -> keeper.handle("FETCH vol-a")).getMessage());
+        assertEquals("GIVE needs exactly one name", assertThrows(IOException.class, () -> keeper.handle("GIVE")).getMessage());
+    }
+}
