@@ -41,6 +41,24 @@ public final class StowageMain {
 
     /** {@code stowage fuse-keeper --socket PATH}: serves until killed. */
     static int runFuseKeeper(List<String> args) {
+        java.nio.file.Path socket;
+        try {
+            socket = fuseKeeperSocket(args);
+        } catch (IllegalArgumentException e) {
+            System.err.println("stowage fuse-keeper: " + e.getMessage() + "\nusage: stowage fuse-keeper --socket PATH");
+            return 2;
+        }
+        try {
+            dev.stowage.engine.frontend.fuse.FuseFdKeeper.bind(socket).serve();
+            return 0;
+        } catch (java.io.IOException e) {
+            System.err.println("stowage fuse-keeper: " + e.getMessage());
+            return 1;
+        }
+    }
+
+    /** The socket of {@code stowage fuse-keeper --socket PATH} (or --socket=PATH). */
+    static java.nio.file.Path fuseKeeperSocket(List<String> args) {
         java.nio.file.Path socket = null;
         for (int i = 0; i < args.size(); i++) {
             String a = args.get(i);
@@ -49,22 +67,13 @@ public final class StowageMain {
             } else if (a.equals("--socket") && i + 1 < args.size()) {
                 socket = java.nio.file.Path.of(args.get(++i));
             } else {
-                System.err.println("stowage fuse-keeper: unknown option '" + a + "'\nusage: stowage fuse-keeper --socket PATH");
-                return 2;
+                throw new IllegalArgumentException("unknown option '" + a + "'");
             }
         }
         if (socket == null) {
-            System.err.println("stowage fuse-keeper: --socket PATH is required\nusage: stowage fuse-keeper --socket PATH");
-            return 2;
+            throw new IllegalArgumentException("--socket PATH is required");
         }
-        try {
-            dev.stowage.engine.frontend.fuse.FuseFdKeeper keeper = dev.stowage.engine.frontend.fuse.FuseFdKeeper.bind(socket);
-            keeper.serve();
-            return 0;
-        } catch (java.io.IOException e) {
-            System.err.println("stowage fuse-keeper: " + e.getMessage());
-            return 1;
-        }
+        return socket.toAbsolutePath().normalize();
     }
 
     private static void runNode(List<String> args) throws Exception {

@@ -25,12 +25,17 @@ class DeploySpecsTest {
     @Test
     void kubernetesManifestsStartTheirStowageContainers() throws IOException {
         List<List<String>> commands = new ArrayList<>();
-        for (String file : List.of("node.yaml", "controller.yaml")) {
+        for (String file : List.of("node.yaml", "controller.yaml", "fuse-keeper.yaml")) {
             commands.addAll(stowageArgs(DEPLOY.resolve("kubernetes").resolve(file)));
         }
-        assertEquals(2, commands.size(), "a stowage container in node.yaml and one in controller.yaml");
+        assertEquals(3, commands.size(), "a stowage container in each of node.yaml, controller.yaml, fuse-keeper.yaml");
         commands.forEach(DeploySpecsTest::parses);
         assertTrue(commands.stream().anyMatch(c -> c.get(0).equals("node") && c.contains("--listen=10.0.0.7:7410")),
+                commands.toString());
+        // the node finds the keeper where the keeper listens
+        String keeperSocket = commands.stream().filter(c -> c.get(0).equals("fuse-keeper")).findFirst().orElseThrow()
+                .get(1).substring("--socket=".length());
+        assertTrue(commands.stream().anyMatch(c -> c.get(0).equals("node") && c.contains("--fuse-keeper=" + keeperSocket)),
                 commands.toString());
     }
 
@@ -75,6 +80,7 @@ class DeploySpecsTest {
             case "node" -> assertDoesNotThrow(() -> NodeOptions.parse(args), () -> "stowage " + command);
             case "csi-controller" -> assertDoesNotThrow(() -> ControllerCommand.Options.parse(args),
                     () -> "stowage " + command);
+            case "fuse-keeper" -> assertDoesNotThrow(() -> StowageMain.fuseKeeperSocket(args), () -> "stowage " + command);
             default -> throw new AssertionError("unexpected stowage command " + command);
         }
     }
