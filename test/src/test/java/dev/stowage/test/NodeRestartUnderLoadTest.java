@@ -54,15 +54,28 @@ class NodeRestartUnderLoadTest {
         keeperSocket = dir.resolve("keeper.sock");
         logs = StowageNode.home().resolve("test/target/restart-under-load");
         Files.createDirectories(logs);
+        startKeeper();
+        node = startNode("node.log");
+    }
+
+    private void startKeeper() throws Exception {
         keeper = new ProcessBuilder(StowageNode.home().resolve("bin/stowage").toString(), "fuse-keeper",
                 "--socket", keeperSocket.toString()).redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(logs.resolve("keeper.log").toFile())).start();
         Instant deadline = Instant.now().plusSeconds(60);
-        while (!Files.exists(keeperSocket)) {
+        while (!Files.exists(keeperSocket) || !keeperAnswers()) {
             assertTrue(keeper.isAlive() && Instant.now().isBefore(deadline), "fuse-keeper did not start; see keeper.log");
             Thread.sleep(50);
         }
-        node = startNode("node.log");
+    }
+
+    private boolean keeperAnswers() {
+        try {
+            keeperHolds();
+            return true;
+        } catch (IOException notYet) {
+            return false;
+        }
     }
 
     private StowageNode startNode(String log) throws Exception {
@@ -97,15 +110,24 @@ class NodeRestartUnderLoadTest {
 
     @Test
     void aKill9OfTheNodePausesThePodsWritesAndLosesNone() throws Exception {
-        restartUnderLoad(true);
+        restartUnderLoad(true, false);
     }
 
     @Test
     void aStopAndStartOfTheNodePausesThePodsWritesAndLosesNone() throws Exception {
-        restartUnderLoad(false);
+        restartUnderLoad(false, false);
     }
 
-    private void restartUnderLoad(boolean kill) throws Exception {
+    /**
+     * A keeper that restarts holds nothing; the node hands it the connections again within seconds,
+     * so that a kill of the node afterwards still pauses the pod instead of failing it.
+     */
+    @Test
+    void aRestartedKeeperIsHandedTheConnectionsAgain() throws Exception {
+        restartUnderLoad(true, true);
+    }
+
+    private void restartUnderLoad(boolean kill, boolean restartKeeperFirst) throws Exception {
         Csi.VolumeCapability cap = Csi.VolumeCapability.newBuilder()
                 .setMount(Csi.VolumeCapability.MountVolume.newBuilder().setFsType("ext4"))
                 .setAccessMode(Csi.VolumeCapability.AccessMode.newBuilder()
@@ -134,16 +156,30 @@ class NodeRestartUnderLoadTest {
         startPod(target.resolve("log.txt"), dir.resolve("stop"), written, podError);
         awaitWritten(written, 300, podError);
 
-        long atRestart = written.get();
+        if (restartKeeperFirst) {
+            keeper.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
+            Files.deleteIfExists(keeperSocket);
+            startKeeper();
+            assertEquals(List.of(), keeperHolds(), "a new keeper holds nothing");
+            Instant deadline = Instant.now().plusSeconds(30);
+            while (keeperHolds().isEmpty()) {
+                assertTrue(Instant.now().isBefore(deadline), "the node did not hand the new keeper its connection");
+                Thread.sleep(200);
+            }
+            assertEquals(List.of(fileNameOf(id)), keeperHolds());
+            awaitWritten(written, written.get() + 100, podError);
+        }
         if (kill) {
             node.kill9();
         } else {
-            node.close();
+            node.close(); // a stopping node serves until it leaves its exports: the pod may go on meanwhile
         }
+        long gone = written.get();
         Thread.sleep(1000); // the pod is now waiting on the volume
         assertTrue(pod.isAlive(), "the pod must wait for the node, not fail: " + podError.get());
         long whileDown = written.get();
-        assertTrue(whileDown - atRestart < 50, "the pod went on writing while no node served its volume");
+        assertTrue(whileDown - gone <= 1, "the pod went on writing while no node served its volume: line "
+                + gone + " when the node was gone, " + whileDown + " a second later");
 
         node = startNode(kill ? "node-after-kill.log" : "node-after-stop.log");
         awaitWritten(written, whileDown + 300, podError);

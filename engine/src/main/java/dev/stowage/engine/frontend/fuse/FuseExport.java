@@ -70,6 +70,14 @@ final class FuseExport implements Frontend.Export {
     }
 
     /**
+     * Has the fd keeper hold this export's connection again; false if it is closed or the keeper
+     * refused. Synchronized with {@link #close}, so the fds handed over are still this session's.
+     */
+    synchronized boolean keepAgain() {
+        return !closed && frontend.keep(volumeId, session);
+    }
+
+    /**
      * With an fd keeper: stops answering (requests not answered yet are sent again to the process
      * that resumes the export) and leaves mount, loop device and keeper as they are. Without one:
      * {@link #close}.

@@ -51,9 +51,13 @@ public final class FuseFrontend implements Frontend {
     private static final Logger log = LoggerFactory.getLogger(FuseFrontend.class);
 
     private static final String KEPT_LOOPS = ".kept-loops";
+    /** How often the fd keeper is asked whether it still holds every export (it loses all when it restarts). */
+    static final long KEEPER_CHECK_SECONDS = 5;
 
     private final FuseFrontendConfig config;
     private final FuseFdKeeperClient keeper;
+    /** Re-registers exports with a keeper that lost them (it restarted); null without a keeper. */
+    private final java.util.concurrent.ScheduledExecutorService keeperCheck;
     private final Map<String, FuseExport> exports = new HashMap<>();
     private final Set<String> busy = new HashSet<>();
     private boolean closed;
@@ -61,6 +65,17 @@ public final class FuseFrontend implements Frontend {
     public FuseFrontend(FuseFrontendConfig config) {
         this.config = Objects.requireNonNull(config, "config");
         this.keeper = config.fdKeeperSocket() == null ? null : new FuseFdKeeperClient(config.fdKeeperSocket());
+        if (keeper == null) {
+            this.keeperCheck = null;
+        } else {
+            this.keeperCheck = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+                Thread t = new Thread(r, "fuse-keeper-check");
+                t.setDaemon(true);
+                return t;
+            });
+            keeperCheck.scheduleWithFixedDelay(this::checkKeeper, KEEPER_CHECK_SECONDS, KEEPER_CHECK_SECONDS,
+                    java.util.concurrent.TimeUnit.SECONDS);
+        }
         log.info("FUSE frontend: run directory {}, {} threads per volume, max write {} bytes, max background {}",
                 config.runDirectory(), config.threadsPerVolume(), config.maxWriteBytes(), config.maxBackground());
     }
@@ -168,16 +183,42 @@ public final class FuseFrontend implements Frontend {
         }
     }
 
-    /** Has the fd keeper hold the session's fds (replacing an earlier process's); a failure only costs that protection. */
-    private void keep(String volumeId, FuseSession session) {
-        if (keeper == null) {
+    /**
+     * Hands the keeper again every export it does not hold: a keeper that restarted holds nothing,
+     * and the next crash of this process would fail those volumes' I/O.
+     */
+    private void checkKeeper() {
+        List<String> held;
+        try {
+            held = keeper.list();
+        } catch (IOException e) {
+            log.debug("fd keeper not reachable: {}", e.getMessage());
             return;
+        }
+        List<FuseExport> all;
+        synchronized (this) {
+            all = new ArrayList<>(exports.values());
+        }
+        for (FuseExport export : all) {
+            if (!held.contains(fileName(export.volumeId())) && export.keepAgain()) {
+                log.info("volume {}: the fd keeper did not hold its FUSE connection (did it restart?); it does again",
+                        export.volumeId());
+            }
+        }
+    }
+
+    /** Has the fd keeper hold the session's fds (replacing an earlier process's); a failure only costs that protection. */
+    boolean keep(String volumeId, FuseSession session) {
+        if (keeper == null) {
+            return false;
         }
         try {
             keeper.hold(fileName(volumeId), session.fds());
+            return true;
         } catch (IOException e) {
             log.warn("volume {}: the fd keeper does not hold its FUSE connection, so it would not survive a restart"
                     + " of this process: {}", volumeId, e.getMessage());
+            return false;
         }
     }
 
@@ -278,6 +319,9 @@ public final class FuseFrontend implements Frontend {
 
     @Override
     public void close() {
+        if (keeperCheck != null) {
+            keeperCheck.shutdownNow();
+        }
         List<FuseExport> all;
         synchronized (this) {
             closed = true;
