@@ -148,7 +148,7 @@ public final class FuseFdKeeper implements AutoCloseable {
         }
     }
 
-    static String readLine(SocketChannel channel) throws IOException {
+    private static String readLine(SocketChannel channel) throws IOException {
         ByteBuffer buffer = ByteBuffer.allocate(MAX_REQUEST);
         while (buffer.hasRemaining()) {
             if (channel.read(buffer) < 0) {

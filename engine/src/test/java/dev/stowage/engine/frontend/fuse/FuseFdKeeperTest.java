@@ -65,6 +65,20 @@ class FuseFdKeeperTest {
         assertEquals(Optional.empty(), client.take("vol-a"));
     }
 
+    /** A keeper that does not answer (stopped, hung) costs a request five seconds, not an attach forever. */
+    @Test
+    void aKeeperThatDoesNotAnswerTimesOut() throws Exception {
+        Path silent = tmp.resolve("silent.sock");
+        try (var server = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            server.bind(java.net.UnixDomainSocketAddress.of(silent)); // connections wait in the backlog
+            long start = System.nanoTime();
+            IOException e = assertThrows(IOException.class, () -> new FuseFdKeeperClient(silent).list());
+            long millis = (System.nanoTime() - start) / 1_000_000;
+            assertTrue(e.getMessage().contains("LIST failed: no answer within 5000 ms"), e.getMessage());
+            assertTrue(millis >= FuseFdKeeperClient.TIMEOUT_MILLIS, "gave up after " + millis + " ms");
+        }
+    }
+
     @Test
     void aNewHoldReplacesTheOldAndBadRequestsAreRefusedByName() throws Exception {
         Path one = Files.writeString(tmp.resolve("one"), "1");
