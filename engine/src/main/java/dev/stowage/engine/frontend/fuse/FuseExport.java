@@ -78,16 +78,17 @@ final class FuseExport implements Frontend.Export {
     }
 
     /**
-     * With an fd keeper: stops answering (requests not answered yet are sent again to the process
-     * that resumes the export) and leaves mount, loop device and keeper as they are. Without one:
-     * {@link #close}.
+     * If the fd keeper holds this export's connection: stops answering (requests not answered yet
+     * are sent again to the process that resumes the export) and leaves mount, loop device and
+     * keeper as they are. Otherwise (no keeper, or it lost the connection) the connection would end
+     * with this process anyway: {@link #close}, which leaves nothing behind.
      */
     @Override
     public synchronized void leave() throws IOException {
         if (closed) {
             return;
         }
-        if (!frontend.keepsExports()) {
+        if (!frontend.keeperHolds(volumeId)) {
             close();
             return;
         }

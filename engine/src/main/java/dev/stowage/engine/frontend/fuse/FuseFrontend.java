@@ -222,9 +222,18 @@ public final class FuseFrontend implements Frontend {
         }
     }
 
-    /** Whether exports can outlive this process (an fd keeper is configured). */
-    boolean keepsExports() {
-        return keeper != null;
+    /** Whether the fd keeper holds {@code volumeId}'s connection, so that its export can outlive this process. */
+    boolean keeperHolds(String volumeId) {
+        if (keeper == null) {
+            return false;
+        }
+        try {
+            return keeper.list().contains(fileName(volumeId));
+        } catch (IOException e) {
+            log.warn("volume {}: cannot ask the fd keeper whether it holds the FUSE connection: {}", volumeId,
+                    e.getMessage());
+            return false;
+        }
     }
 
     /** Has the fd keeper let go of what it holds for {@code volumeId}. */
