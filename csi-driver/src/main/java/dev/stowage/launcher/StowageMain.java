@@ -39,17 +39,20 @@ public final class StowageMain {
         }
     }
 
-    /** {@code stowage fuse-keeper --socket PATH}: serves until killed. */
+    private static final String KEEPER_USAGE =
+            "usage: stowage fuse-keeper --socket PATH [--orphan-timeout SECONDS (default 600)]";
+
+    /** {@code stowage fuse-keeper --socket PATH [--orphan-timeout SECONDS]}: serves until killed. */
     static int runFuseKeeper(List<String> args) {
-        java.nio.file.Path socket;
+        KeeperOptions options;
         try {
-            socket = fuseKeeperSocket(args);
+            options = KeeperOptions.parse(args);
         } catch (IllegalArgumentException e) {
-            System.err.println("stowage fuse-keeper: " + e.getMessage() + "\nusage: stowage fuse-keeper --socket PATH");
+            System.err.println("stowage fuse-keeper: " + e.getMessage() + "\n" + KEEPER_USAGE);
             return 2;
         }
         try {
-            dev.stowage.engine.frontend.fuse.FuseFdKeeper.bind(socket).serve();
+            dev.stowage.engine.frontend.fuse.FuseFdKeeper.bind(options.socket(), options.orphanTimeout()).serve();
             return 0;
         } catch (java.io.IOException e) {
             System.err.println("stowage fuse-keeper: " + e.getMessage());
@@ -57,23 +60,40 @@ public final class StowageMain {
         }
     }
 
-    /** The socket of {@code stowage fuse-keeper --socket PATH} (or --socket=PATH). */
-    static java.nio.file.Path fuseKeeperSocket(List<String> args) {
-        java.nio.file.Path socket = null;
-        for (int i = 0; i < args.size(); i++) {
-            String a = args.get(i);
-            if (a.startsWith("--socket=")) {
-                socket = java.nio.file.Path.of(a.substring("--socket=".length()));
-            } else if (a.equals("--socket") && i + 1 < args.size()) {
-                socket = java.nio.file.Path.of(args.get(++i));
-            } else {
-                throw new IllegalArgumentException("unknown option '" + a + "'");
+    /** The options of {@code stowage fuse-keeper}; each takes {@code --name VALUE} or {@code --name=VALUE}. */
+    record KeeperOptions(java.nio.file.Path socket, java.time.Duration orphanTimeout) {
+        static KeeperOptions parse(List<String> args) {
+            java.nio.file.Path socket = null;
+            java.time.Duration orphans = dev.stowage.engine.frontend.fuse.FuseFdKeeper.DEFAULT_ORPHAN_TIMEOUT;
+            for (int i = 0; i < args.size(); i++) {
+                String a = args.get(i);
+                String name = a.contains("=") ? a.substring(0, a.indexOf('=')) : a;
+                String value = a.contains("=") ? a.substring(a.indexOf('=') + 1) : i + 1 < args.size() ? args.get(++i) : null;
+                if (value == null) {
+                    throw new IllegalArgumentException(name + " needs a value");
+                }
+                switch (name) {
+                    case "--socket" -> socket = java.nio.file.Path.of(value).toAbsolutePath().normalize();
+                    case "--orphan-timeout" -> {
+                        long seconds;
+                        try {
+                            seconds = Long.parseLong(value);
+                        } catch (NumberFormatException e) {
+                            seconds = -1;
+                        }
+                        if (seconds < 1) {
+                            throw new IllegalArgumentException("--orphan-timeout '" + value + "' must be a positive number of seconds");
+                        }
+                        orphans = java.time.Duration.ofSeconds(seconds);
+                    }
+                    default -> throw new IllegalArgumentException("unknown option '" + a + "'");
+                }
             }
+            if (socket == null) {
+                throw new IllegalArgumentException("--socket PATH is required");
+            }
+            return new KeeperOptions(socket, orphans);
         }
-        if (socket == null) {
-            throw new IllegalArgumentException("--socket PATH is required");
-        }
-        return socket.toAbsolutePath().normalize();
     }
 
     private static void runNode(List<String> args) throws Exception {

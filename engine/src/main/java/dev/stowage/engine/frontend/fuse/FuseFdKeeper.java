@@ -38,7 +38,13 @@ import org.slf4j.LoggerFactory;
  * </pre>
  * Any failure is answered {@code ERR reason}. Names are FUSE mount point file names (no spaces).
  *
- * <p>Threading: one thread accepts and serves requests one at a time; requests are short.
+ * <p>Orphans: while no node serves a held connection, its pods' I/O waits, without a time limit of
+ * the kernel's. So the keeper gives up on a connection whose holding process has been gone for
+ * {@code orphanTimeout} without a new HOLD (a node that never comes back, a host taken out of
+ * service): it closes the fds, the connection ends, and the waiting I/O fails instead of hanging.
+ *
+ * <p>Threading: one thread accepts and serves requests one at a time; requests are short. A
+ * second thread looks for orphans; both work under the keeper's lock.
  */
 public final class FuseFdKeeper implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(FuseFdKeeper.class);
@@ -47,14 +53,32 @@ public final class FuseFdKeeper implements AutoCloseable {
     private final Path socket;
     private final ServerSocketChannel server;
     private final Map<String, List<Integer>> held = new TreeMap<>();
+    /** The process each name's fds were copied from, and since when it is seen gone (0: alive). */
+    private final Map<String, long[]> holders = new TreeMap<>();
+    private final java.time.Duration orphanTimeout;
+    private final java.util.concurrent.ScheduledExecutorService orphanCheck;
 
-    private FuseFdKeeper(Path socket, ServerSocketChannel server) {
+    private FuseFdKeeper(Path socket, ServerSocketChannel server, java.time.Duration orphanTimeout) {
         this.socket = socket;
         this.server = server;
+        this.orphanTimeout = orphanTimeout;
+        this.orphanCheck = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "fd-keeper-orphans");
+            t.setDaemon(true);
+            return t;
+        });
+        long period = Math.max(100, Math.min(5000, orphanTimeout.toMillis() / 4));
+        orphanCheck.scheduleWithFixedDelay(this::dropOrphans, period, period, java.util.concurrent.TimeUnit.MILLISECONDS);
     }
 
+    /** Default time a held connection may go without a live holding process: 10 minutes. */
+    public static final java.time.Duration DEFAULT_ORPHAN_TIMEOUT = java.time.Duration.ofMinutes(10);
+
     /** Binds the socket (replacing a stale one) and returns the keeper; {@link #serve} runs it. */
-    public static FuseFdKeeper bind(Path socket) throws IOException {
+    public static FuseFdKeeper bind(Path socket, java.time.Duration orphanTimeout) throws IOException {
+        if (orphanTimeout.isNegative() || orphanTimeout.isZero()) {
+            throw new IllegalArgumentException("orphan timeout must be positive, was " + orphanTimeout);
+        }
         Files.createDirectories(socket.toAbsolutePath().getParent());
         Files.deleteIfExists(socket);
         ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
@@ -65,8 +89,9 @@ public final class FuseFdKeeper implements AutoCloseable {
             server.close();
             throw e;
         }
-        log.info("FUSE fd keeper listening on {} (pid {})", socket, ProcessHandle.current().pid());
-        return new FuseFdKeeper(socket, server);
+        log.info("FUSE fd keeper listening on {} (pid {}); a connection whose node is gone for {} s is given up",
+                socket, ProcessHandle.current().pid(), orphanTimeout.toSeconds());
+        return new FuseFdKeeper(socket, server, orphanTimeout);
     }
 
     /** Serves requests until the keeper is closed. */
@@ -108,6 +133,7 @@ public final class FuseFdKeeper implements AutoCloseable {
                     throw e;
                 }
                 closeAll(held.put(words[1], copies));
+                holders.put(words[1], new long[] {pid, 0});
                 log.info("fd keeper: holding {} fds of {} for process {}", copies.size(), words[1], pid);
                 return "OK " + copies.size();
             }
@@ -122,6 +148,7 @@ public final class FuseFdKeeper implements AutoCloseable {
             }
             case "DROP" -> {
                 List<Integer> fds = held.remove(name(words));
+                holders.remove(words[1]);
                 closeAll(fds);
                 if (fds != null) {
                     log.info("fd keeper: dropped the fds of {}", words[1]);
@@ -132,6 +159,25 @@ public final class FuseFdKeeper implements AutoCloseable {
                 return ("HELD " + String.join(" ", held.keySet())).trim();
             }
             default -> throw new IOException("unknown request '" + words[0] + "'");
+        }
+    }
+
+    /** Closes what is held for names whose holding process has been gone for the orphan timeout. */
+    synchronized void dropOrphans() {
+        long now = System.nanoTime();
+        for (var it = holders.entrySet().iterator(); it.hasNext(); ) {
+            var e = it.next();
+            long[] holder = e.getValue();
+            if (ProcessHandle.of(holder[0]).map(ProcessHandle::isAlive).orElse(false)) {
+                holder[1] = 0;
+            } else if (holder[1] == 0) {
+                holder[1] = now;
+            } else if (now - holder[1] >= orphanTimeout.toNanos()) {
+                closeAll(held.remove(e.getKey()));
+                it.remove();
+                log.warn("fd keeper: no node took back the FUSE connection of {} within {} s of process {} ending;"
+                        + " closed it, so its waiting I/O fails", e.getKey(), orphanTimeout.toSeconds(), holder[0]);
+            }
         }
     }
 
@@ -164,9 +210,11 @@ public final class FuseFdKeeper implements AutoCloseable {
     /** Stops serving and closes every held fd: the connections they kept end unless a node holds them. */
     @Override
     public synchronized void close() throws IOException {
+        orphanCheck.shutdownNow();
         server.close();
         held.values().forEach(FuseFdKeeper::closeAll);
         held.clear();
+        holders.clear();
         Files.deleteIfExists(socket);
     }
 }

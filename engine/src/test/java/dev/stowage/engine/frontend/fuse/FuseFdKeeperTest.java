@@ -30,7 +30,7 @@ class FuseFdKeeperTest {
 
     @BeforeEach
     void start() throws IOException {
-        keeper = FuseFdKeeper.bind(tmp.resolve("run/keeper.sock"));
+        keeper = FuseFdKeeper.bind(tmp.resolve("run/keeper.sock"), java.time.Duration.ofSeconds(2));
         serving = new Thread(keeper::serve, "keeper");
         serving.setDaemon(true);
         serving.start();
@@ -63,6 +63,34 @@ class FuseFdKeeperTest {
         client.drop("vol-a");
         assertEquals(List.of(), client.list());
         assertEquals(Optional.empty(), client.take("vol-a"));
+    }
+
+    /**
+     * Held for a process that ended and no new HOLD: given up after the orphan timeout (2 s here),
+     * so that I/O waiting on a node that never comes back fails instead of hanging. Held for a live
+     * process: kept however long.
+     */
+    @Test
+    void aConnectionWhoseNodeIsGoneIsGivenUpAfterTheOrphanTimeout() throws Exception {
+        Process child = new ProcessBuilder("sleep", "60").start();
+        try {
+            keeper.handle("HOLD vol-gone " + child.pid() + " 1"); // the child's stdout pipe
+            Path file = Files.writeString(tmp.resolve("f"), "");
+            int fd = Native.LIBC.open(file.toString(), 0);
+            client.hold("vol-live", List.of(fd));
+            Native.LIBC.close(fd);
+            assertEquals(List.of("vol-gone", "vol-live"), client.list());
+
+            child.destroyForcibly().waitFor();
+            long deadline = System.nanoTime() + 20_000_000_000L;
+            while (client.list().contains("vol-gone")) {
+                assertTrue(System.nanoTime() < deadline, "the orphan is still held");
+                Thread.sleep(100);
+            }
+            assertEquals(List.of("vol-live"), client.list(), "a connection of a live process is kept");
+        } finally {
+            child.destroyForcibly();
+        }
     }
 
     /** A keeper that does not answer (stopped, hung) costs a request five seconds, not an attach forever. */
