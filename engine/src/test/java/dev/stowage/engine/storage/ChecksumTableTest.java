@@ -10,6 +10,8 @@ import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -73,5 +75,28 @@ class ChecksumTableTest {
         assertThrows(ClosedChannelException.class, () -> t.writeBack(true),
                 "a flush after a failed one must not succeed without the pages");
         assertThrows(ClosedChannelException.class, () -> t.writeBack(false));
+    }
+
+    @Test
+    void aZeroBlockIsFoundInEveryKindOfBufferAndOneNonZeroByteAnywhereSpoilsIt() {
+        int block = ReplicaStore.BLOCK_SIZE;
+        for (java.nio.ByteBuffer buf : new java.nio.ByteBuffer[] {java.nio.ByteBuffer.allocate(3 * block),
+                java.nio.ByteBuffer.allocateDirect(3 * block), java.nio.ByteBuffer.allocateDirect(3 * block).asReadOnlyBuffer()}) {
+            assertTrue(ChecksumTable.isZeroBlock(buf, block), buf.toString());
+            if (buf.isReadOnly()) {
+                continue;
+            }
+            for (int at : new int[] {block, block + 1, 2 * block - 1}) {
+                buf.put(at, (byte) 1);
+                assertFalse(ChecksumTable.isZeroBlock(buf, block), "byte " + (at - block) + " of " + buf);
+                assertTrue(ChecksumTable.isZeroBlock(buf, 2 * block), "the next block is untouched");
+                buf.put(at, (byte) 0);
+            }
+            buf.put(block - 1, (byte) 1); // just before the block
+            buf.put(2 * block, (byte) 1); // just after it
+            buf.position(7); // the position does not matter (the block must lie below the limit, as with getLong)
+            assertTrue(ChecksumTable.isZeroBlock(buf, block), buf.toString());
+            assertEquals(7, buf.position());
+        }
     }
 }
