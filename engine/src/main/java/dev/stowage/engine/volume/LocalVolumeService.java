@@ -173,7 +173,13 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
                     attachLocked(r.getId(), true);
                 } catch (IOException | RuntimeException e) {
                     // One volume that cannot come back must not keep the node from serving the others;
-                    // NodeStage will try again and report the error to its caller.
+                    // NodeStage will try again and report the error to its caller. What the earlier
+                    // process left of its export goes now, as for any volume not attached again.
+                    try {
+                        frontend.cleanupStale(r.getId());
+                    } catch (IOException | RuntimeException cleanup) {
+                        e.addSuppressed(cleanup);
+                    }
                     LOG.error("volume {}: attaching it again after the restart failed: {}", r.getId(), e.toString());
                     updateRecord(r.getId(), x -> x.hasAttachment()
                             ? x.toBuilder().setAttachment(x.getAttachment().toBuilder().clearDevicePath()).build() : x);
