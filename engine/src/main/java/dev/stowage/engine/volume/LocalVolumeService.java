@@ -19,16 +19,13 @@ import dev.stowage.engine.replication.Coordinator;
 import dev.stowage.engine.replication.IoLimits;
 import dev.stowage.engine.storage.StoragePool;
 import dev.stowage.proto.metadata.AttachmentRecord;
-import dev.stowage.proto.metadata.SnapshotRecord;
 import dev.stowage.proto.metadata.VolumeRecord;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.UnaryOperator;
@@ -64,6 +61,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     private final Map<String, Attached> attached = new ConcurrentHashMap<>();
     private volatile boolean ready;
     private final VolumeSnapshots snapshots;
+    private final VolumeCreation creation;
     /** Restores replica counts in a cluster; null on a single node. */
     private ReplicaRepairer repairer;
     /** Snapshots and clones made while the source's coordinator holds its writes, here or elsewhere. */
@@ -127,6 +125,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         this.heldCopies = new HeldCopies(config.nodeId(), fleet, lock,
                 id -> Optional.ofNullable(attached.get(id)).map(Attached::coordinator), this::requireVolumeRecord);
         this.snapshots = new VolumeSnapshots(this, config.nodeId(), metadata, fleet, clock, lock);
+        this.creation = new VolumeCreation(this, config.nodeId(), metadata, fleet, sizing, snapshots, clock, lock);
     }
 
     /** How this node calls other nodes' coordinators (set once at start-up, before serving). */
@@ -217,121 +216,7 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
 
     @Override
     public Volume createVolume(VolumeSpec spec) {
-        String name = requireName("name", spec.name());
-        long size = sizing.choose(spec.requiredBytes(), spec.limitBytes());
-        VolumeParameters params = VolumeParameters.parse(spec.parameters(), spec.mutableParameters());
-        lock.lock();
-        try {
-            Optional<Versioned> claim = metadata.get(MetadataKeys.volumeName(name));
-            if (claim.isPresent()) {
-                String id = new String(claim.get().value(), StandardCharsets.UTF_8);
-                Optional<Versioned> existing = metadata.get(MetadataKeys.volume(id));
-                if (existing.isPresent()) {
-                    VolumeRecord r = MetadataProtos.parseVolume(existing.get().key(), existing.get().value());
-                    checkCompatible(r, spec, params);
-                    return toVolume(r);
-                }
-                // A claim without a record: an earlier attempt died midway. Finish it under the same id,
-                // dropping replica data it may have left (no record, so nothing else references it).
-                try {
-                    fleet.deleteLocal(id);
-                } catch (IOException e) {
-                    throw asStowage(e, "create volume " + name);
-                }
-                size = sizing.forSource(size, spec);
-                sizing.requireProvisionable(size, 0);
-                return createLocked(id, name, size, params, spec.contentSource(), claim.get().modRevision());
-            }
-            size = sizing.forSource(size, spec);
-            sizing.requireProvisionable(size, 0);
-            String id = "vol-" + UUID.randomUUID();
-            long claimRevision = metadata.put(MetadataKeys.volumeName(name), id.getBytes(StandardCharsets.UTF_8),
-                    MetadataStore.ABSENT);
-            return createLocked(id, name, size, params, spec.contentSource(), claimRevision);
-        } finally {
-            lock.unlock();
-        }
-    }
-
-    private Volume createLocked(String id, String name, long size, VolumeParameters params,
-                                VolumeSpec.ContentSource source, long claimRevision) {
-        List<String> nodes = List.of();
-        try {
-            nodes = makeReplicaData(id, size, params, source);
-            VolumeRecord.Builder builder = VolumeRecord.newBuilder()
-                    .setId(id).setName(name).setSizeBytes(size).setReplicaCount(params.replicaCount())
-                    .setFsType(params.fsType()).putAllParameters(params.asMap())
-                    .setEpoch(0);
-            nodes.forEach(n -> builder.addReplicas(MetadataProtos.healthyReplica(n)));
-            VolumeRecord record = builder
-                    .setContentSource(MetadataProtos.encodeSource(source))
-                    .setCreatedAtMillis(clock.millis())
-                    .build();
-            metadata.put(MetadataKeys.volume(id), record.toByteArray(), MetadataStore.ABSENT);
-            LOG.info("created volume {} name={} size={} repl={} on nodes {} source={}", id, name, size,
-                    params.replicaCount(), nodes, record.getContentSource().isEmpty() ? "none" : record.getContentSource());
-            return toVolume(record);
-        } catch (RuntimeException | IOException e) {
-            if (!nodes.isEmpty()) {
-                try {
-                    fleet.delete(id, nodes);
-                } catch (IOException cleanup) {
-                    e.addSuppressed(cleanup);
-                }
-            }
-            try {
-                metadata.delete(MetadataKeys.volumeName(name), claimRevision);
-            } catch (RuntimeException cleanup) {
-                e.addSuppressed(cleanup);
-            }
-            throw asStowage(e, "create volume " + name);
-        }
-    }
-
-    /** Places and creates the replica data; returns the replica nodes. */
-    private List<String> makeReplicaData(String id, long size, VolumeParameters params,
-                                         VolumeSpec.ContentSource source) throws IOException {
-        List<String> sourceNodes = List.of();
-        if (source instanceof VolumeSpec.ContentSource.FromSnapshot s) {
-            SnapshotRecord snap = snapshots.require(s.snapshotId());
-            sourceNodes = snap.getNodeIdsCount() > 0 ? snap.getNodeIdsList() : List.of(config.nodeId());
-            long sourceSize = snap.getSizeBytes();
-            if (size < sourceSize) {
-                throw new StowageException(ErrorCode.OUT_OF_RANGE, "capacity_range",
-                        "capacity_range: " + size + " bytes is smaller than snapshot " + s.snapshotId()
-                                + " (" + sourceSize + " bytes)", null);
-            }
-        } else if (source instanceof VolumeSpec.ContentSource.FromVolume v) {
-            VolumeRecord src = requireVolumeRecord(v.volumeId());
-            if (size < src.getSizeBytes()) {
-                throw new StowageException(ErrorCode.OUT_OF_RANGE, "capacity_range",
-                        "capacity_range: " + size + " bytes is smaller than source volume " + v.volumeId()
-                                + " (" + src.getSizeBytes() + " bytes)", null);
-            }
-            sourceNodes = VolumeRecords.healthyReplicaNodes(src); // a clone of a stale replica would hold stale data
-        }
-        List<String> nodes = fleet.place(params.replicaCount(), size, sourceNodes, params.zones());
-        if (source instanceof VolumeSpec.ContentSource.FromVolume v) {
-            // A clone snapshots each source replica first: they must agree, as for a snapshot.
-            heldCopies.copy(v.volumeId(), nodes, new ReplicaCopy.Clone(id, size));
-        } else {
-            fleet.create(id, size, source, nodes);
-        }
-        return nodes;
-    }
-
-    private void checkCompatible(VolumeRecord r, VolumeSpec spec, VolumeParameters params) {
-        long size = r.getSizeBytes();
-        boolean sizeOk = size >= spec.requiredBytes() && (spec.limitBytes() == 0 || size <= spec.limitBytes());
-        boolean sourceOk = r.getContentSource().equals(MetadataProtos.encodeSource(spec.contentSource()));
-        VolumeParameters existing = VolumeParameters.stored(r.getParametersMap());
-        // Only what is fixed at creation counts: I/O limits may have been modified since.
-        boolean paramsOk = existing.replicaCount() == params.replicaCount() && existing.fsType().equals(params.fsType());
-        if (!sizeOk || !sourceOk || !paramsOk) {
-            throw new StowageException(ErrorCode.ALREADY_EXISTS, "name", "volume " + r.getName()
-                    + " exists as " + r.getId() + " with " + (sizeOk ? (sourceOk ? "other parameters"
-                    : "another content source") : "size " + size + " bytes"), null);
-        }
+        return creation.create(spec);
     }
 
     @Override
@@ -740,15 +625,9 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         return r;
     }
 
-    private Volume toVolume(VolumeRecord r) {
+    Volume toVolume(VolumeRecord r) {
         return MetadataProtos.toVolume(r, VolumeConditions.of(r, config.nodeId(), fleet));
     }
-
-    /**
-     * Runs {@code action} with the volume's writes held if it is attached here (see
-     * {@link Coordinator#whileQuiesced}). A volume attached on another node is not held: its writes in
-     * flight may reach one replica's snapshot and not another's (docs/replication.md, known limits).
-     */
 
     private Versioned requireVolume(String volumeId) {
         return metadata.get(MetadataKeys.volume(volumeId)).orElseThrow(() -> StowageException.notFound("volume", volumeId));
