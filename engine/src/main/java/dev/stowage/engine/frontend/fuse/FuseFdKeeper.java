@@ -123,15 +123,7 @@ public final class FuseFdKeeper implements AutoCloseable {
                     throw new IOException("HOLD needs a name, a pid and fds");
                 }
                 int pid = Integer.parseInt(words[2]);
-                List<Integer> copies = new ArrayList<>();
-                try {
-                    for (int i = 3; i < words.length; i++) {
-                        copies.add(Native.copyFd(pid, Integer.parseInt(words[i])));
-                    }
-                } catch (IOException | RuntimeException e) {
-                    copies.forEach(Native.LIBC::close);
-                    throw e;
-                }
+                List<Integer> copies = Native.copyFds(pid, numbers(words, 3));
                 closeAll(held.put(words[1], copies));
                 holders.put(words[1], new long[] {pid, 0});
                 log.info("fd keeper: holding {} fds of {} for process {}", copies.size(), words[1], pid);
@@ -179,6 +171,15 @@ public final class FuseFdKeeper implements AutoCloseable {
                         + " closed it, so its waiting I/O fails", e.getKey(), orphanTimeout.toSeconds(), holder[0]);
             }
         }
+    }
+
+    /** The numbers in {@code words} from index {@code from} on. */
+    static List<Integer> numbers(String[] words, int from) {
+        List<Integer> numbers = new ArrayList<>();
+        for (int i = from; i < words.length; i++) {
+            numbers.add(Integer.parseInt(words[i]));
+        }
+        return numbers;
     }
 
     private static String name(String[] words) throws IOException {

@@ -7,7 +7,6 @@ import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 
@@ -48,17 +47,7 @@ final class FuseFdKeeperClient {
         if (!words[0].equals("FDS") || words.length < 3) {
             throw new IOException("fd keeper on " + socket + " answered GIVE " + name + " with '" + reply + "'");
         }
-        int pid = Integer.parseInt(words[1]);
-        List<Integer> copies = new ArrayList<>();
-        try {
-            for (int i = 2; i < words.length; i++) {
-                copies.add(Native.copyFd(pid, Integer.parseInt(words[i])));
-            }
-        } catch (IOException | RuntimeException e) {
-            copies.forEach(Native.LIBC::close);
-            throw e;
-        }
-        return Optional.of(copies);
+        return Optional.of(Native.copyFds(Integer.parseInt(words[1]), FuseFdKeeper.numbers(words, 2)));
     }
 
     /** Has the keeper close what it holds for {@code name}. */

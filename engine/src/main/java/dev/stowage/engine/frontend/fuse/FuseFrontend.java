@@ -188,16 +188,19 @@ public final class FuseFrontend implements Frontend {
      * and the next crash of this process would fail those volumes' I/O.
      */
     private void checkKeeper() {
+        List<FuseExport> all;
+        synchronized (this) {
+            all = new ArrayList<>(exports.values());
+        }
+        if (all.isEmpty()) {
+            return;
+        }
         List<String> held;
         try {
             held = keeper.list();
         } catch (IOException e) {
             log.debug("fd keeper not reachable: {}", e.getMessage());
             return;
-        }
-        List<FuseExport> all;
-        synchronized (this) {
-            all = new ArrayList<>(exports.values());
         }
         for (FuseExport export : all) {
             if (!held.contains(fileName(export.volumeId())) && export.keepAgain()) {

@@ -37,21 +37,28 @@ final class Native {
     private static final long SYS_PIDFD_GETFD = 438;
 
     /**
-     * A copy, in this process, of file descriptor {@code fd} of process {@code pid}
-     * (pidfd_getfd(2), Linux 5.6+; needs ptrace rights over {@code pid}, which root has). The
-     * copy refers to the same open file, close-on-exec.
+     * Copies, in this process and in order, of file descriptors {@code fds} of process {@code pid}
+     * (pidfd_getfd(2), Linux 5.6+; needs ptrace rights over {@code pid}, which root has). Each copy
+     * refers to the same open file, close-on-exec. On a failure the copies made are closed.
      */
-    static int copyFd(int pid, int fd) throws java.io.IOException {
+    static java.util.List<Integer> copyFds(int pid, java.util.List<Integer> fds) throws java.io.IOException {
         int pidfd = (int) LIBC.syscall(SYS_PIDFD_OPEN, pid, 0);
         if (pidfd < 0) {
             throw new java.io.IOException("pidfd_open(" + pid + ") failed: " + describe(errno()));
         }
+        java.util.List<Integer> copies = new java.util.ArrayList<>();
         try {
-            int copy = (int) LIBC.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0);
-            if (copy < 0) {
-                throw new java.io.IOException("pidfd_getfd(" + pid + ", " + fd + ") failed: " + describe(errno()));
+            for (int fd : fds) {
+                int copy = (int) LIBC.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0);
+                if (copy < 0) {
+                    throw new java.io.IOException("pidfd_getfd(" + pid + ", " + fd + ") failed: " + describe(errno()));
+                }
+                copies.add(copy);
             }
-            return copy;
+            return copies;
+        } catch (java.io.IOException | RuntimeException e) {
+            copies.forEach(LIBC::close);
+            throw e;
         } finally {
             LIBC.close(pidfd);
         }
