@@ -9,10 +9,10 @@ import dev.stowage.engine.api.grpc.ApiToken;
 import dev.stowage.engine.api.grpc.RemoteVolumeService;
 import java.nio.file.Path;
 import java.util.EnumSet;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.CountDownLatch;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -38,21 +38,7 @@ final class ControllerCommand {
     record Options(String endpoint, String api, String tokenFile) {
         /** Parses {@code args} (after the word "csi-controller"); an IllegalArgumentException names what is wrong. */
         static Options parse(List<String> args) {
-            Map<String, String> values = new HashMap<>();
-            for (int i = 0; i < args.size(); i++) {
-                String a = args.get(i);
-                int eq = a.indexOf('=');
-                String key = eq > 0 ? a.substring(0, eq) : a;
-                if (!List.of("--csi-endpoint", "--api", "--cluster-token-file").contains(key)) {
-                    throw new IllegalArgumentException("unknown option " + a);
-                }
-                if (eq < 0 && i + 1 >= args.size()) {
-                    throw new IllegalArgumentException(a + " needs a value");
-                }
-                if (values.put(key, eq > 0 ? a.substring(eq + 1) : args.get(++i)) != null) {
-                    throw new IllegalArgumentException(key + " given twice");
-                }
-            }
+            Map<String, String> values = CommandLine.options(args, Set.of("--csi-endpoint", "--api", "--cluster-token-file"));
             if (!values.containsKey("--csi-endpoint") || !values.containsKey("--api")) {
                 throw new IllegalArgumentException("--csi-endpoint and --api are required");
             }

@@ -30,69 +30,12 @@ public final class StowageMain {
             }
             case "csi" -> System.exit(CsiCommand.run(rest));
             case "csi-controller" -> System.exit(ControllerCommand.run(rest));
-            case "fuse-keeper" -> System.exit(runFuseKeeper(rest));
+            case "fuse-keeper" -> System.exit(FuseKeeperCommand.run(rest));
             case "version", "--version" -> System.out.println("stowage " + Version.get());
             default -> {
                 System.err.println("stowage: unknown command '" + args[0] + "'; use node, csi-controller, fuse-keeper, demo, csi or version");
                 System.exit(2);
             }
-        }
-    }
-
-    private static final String KEEPER_USAGE =
-            "usage: stowage fuse-keeper --socket PATH [--orphan-timeout SECONDS (default 600)]";
-
-    /** {@code stowage fuse-keeper --socket PATH [--orphan-timeout SECONDS]}: serves until killed. */
-    static int runFuseKeeper(List<String> args) {
-        KeeperOptions options;
-        try {
-            options = KeeperOptions.parse(args);
-        } catch (IllegalArgumentException e) {
-            System.err.println("stowage fuse-keeper: " + e.getMessage() + "\n" + KEEPER_USAGE);
-            return 2;
-        }
-        try {
-            dev.stowage.engine.frontend.fuse.FuseFdKeeper.bind(options.socket(), options.orphanTimeout()).serve();
-            return 0;
-        } catch (java.io.IOException e) {
-            System.err.println("stowage fuse-keeper: " + e.getMessage());
-            return 1;
-        }
-    }
-
-    /** The options of {@code stowage fuse-keeper}; each takes {@code --name VALUE} or {@code --name=VALUE}. */
-    record KeeperOptions(java.nio.file.Path socket, java.time.Duration orphanTimeout) {
-        static KeeperOptions parse(List<String> args) {
-            java.nio.file.Path socket = null;
-            java.time.Duration orphans = dev.stowage.engine.frontend.fuse.FuseFdKeeper.DEFAULT_ORPHAN_TIMEOUT;
-            for (int i = 0; i < args.size(); i++) {
-                String a = args.get(i);
-                String name = a.contains("=") ? a.substring(0, a.indexOf('=')) : a;
-                String value = a.contains("=") ? a.substring(a.indexOf('=') + 1) : i + 1 < args.size() ? args.get(++i) : null;
-                if (value == null) {
-                    throw new IllegalArgumentException(name + " needs a value");
-                }
-                switch (name) {
-                    case "--socket" -> socket = java.nio.file.Path.of(value).toAbsolutePath().normalize();
-                    case "--orphan-timeout" -> {
-                        long seconds;
-                        try {
-                            seconds = Long.parseLong(value);
-                        } catch (NumberFormatException e) {
-                            seconds = -1;
-                        }
-                        if (seconds < 1) {
-                            throw new IllegalArgumentException("--orphan-timeout '" + value + "' must be a positive number of seconds");
-                        }
-                        orphans = java.time.Duration.ofSeconds(seconds);
-                    }
-                    default -> throw new IllegalArgumentException("unknown option '" + a + "'");
-                }
-            }
-            if (socket == null) {
-                throw new IllegalArgumentException("--socket PATH is required");
-            }
-            return new KeeperOptions(socket, orphans);
         }
     }
 

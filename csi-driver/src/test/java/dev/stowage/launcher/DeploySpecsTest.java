@@ -76,15 +76,15 @@ class DeploySpecsTest {
 
     @Test
     void theKeepersOptionsTakeBothSpellingsAndNameWhatIsWrong() {
-        StowageMain.KeeperOptions o = StowageMain.KeeperOptions.parse(List.of("--socket", "/run/k.sock", "--orphan-timeout=30"));
+        FuseKeeperCommand.Options o = FuseKeeperCommand.Options.parse(List.of("--socket", "/run/k.sock", "--orphan-timeout=30"));
         assertEquals(java.nio.file.Path.of("/run/k.sock"), o.socket());
         assertEquals(java.time.Duration.ofSeconds(30), o.orphanTimeout());
-        assertEquals(java.time.Duration.ofMinutes(10), StowageMain.KeeperOptions.parse(List.of("--socket=/k")).orphanTimeout());
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> StowageMain.KeeperOptions.parse(
+        assertEquals(java.time.Duration.ofMinutes(10), FuseKeeperCommand.Options.parse(List.of("--socket=/k")).orphanTimeout());
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> FuseKeeperCommand.Options.parse(
                 List.of("--socket=/k", "--orphan-timeout=0"))).getMessage().contains("--orphan-timeout '0'"));
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> StowageMain.KeeperOptions.parse(
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> FuseKeeperCommand.Options.parse(
                 List.of("--orphan-timeout=5"))).getMessage().contains("--socket"));
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> StowageMain.KeeperOptions.parse(
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> FuseKeeperCommand.Options.parse(
                 List.of("--socket=/k", "--keep=1"))).getMessage().contains("--keep=1"));
     }
 
@@ -94,7 +94,7 @@ class DeploySpecsTest {
             case "node" -> assertDoesNotThrow(() -> NodeOptions.parse(args), () -> "stowage " + command);
             case "csi-controller" -> assertDoesNotThrow(() -> ControllerCommand.Options.parse(args),
                     () -> "stowage " + command);
-            case "fuse-keeper" -> assertDoesNotThrow(() -> StowageMain.KeeperOptions.parse(args), () -> "stowage " + command);
+            case "fuse-keeper" -> assertDoesNotThrow(() -> FuseKeeperCommand.Options.parse(args), () -> "stowage " + command);
             default -> throw new AssertionError("unexpected stowage command " + command);
         }
     }
