@@ -46,7 +46,7 @@ class CrashDurabilityTest {
                         .setName("crash-volume").addVolumeCapabilities(block)
                         .setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(64L << 20))
                         .build()).getVolume().getVolumeId();
-                stageAndPublish(csi, volumeId, nodeId, block, dir.resolve("staging"), target1);
+                csi.publishStageAndPublish(volumeId, nodeId, block, dir.resolve("staging"), target1);
             }
 
             BlockWorkload workload = new BlockWorkload(target1, BLOCKS, WRITES_PER_FLUSH).start();
@@ -63,7 +63,7 @@ class CrashDurabilityTest {
             restarted.start(Duration.ofMinutes(3));
             Path target2 = dir.resolve("publish-2/dev");
             try (CsiClient csi = new CsiClient(socket)) {
-                stageAndPublish(csi, volumeId, nodeId, block, dir.resolve("staging"), target2);
+                csi.publishStageAndPublish(volumeId, nodeId, block, dir.resolve("staging"), target2);
             }
             int checked = workload.verify(target2);
             System.out.printf("crash test: %d flushes before kill -9, %d blocks verified%n", workload.flushes(), checked);
@@ -75,16 +75,5 @@ class CrashDurabilityTest {
             node.close();
             HostCleanup.cleanup(dir);
         }
-    }
-
-    private static void stageAndPublish(CsiClient csi, String volumeId, String nodeId, Csi.VolumeCapability cap,
-                                        Path staging, Path target) {
-        csi.controller().controllerPublishVolume(Csi.ControllerPublishVolumeRequest.newBuilder()
-                .setVolumeId(volumeId).setNodeId(nodeId).setVolumeCapability(cap).build());
-        csi.node().nodeStageVolume(Csi.NodeStageVolumeRequest.newBuilder().setVolumeId(volumeId)
-                .setStagingTargetPath(staging.toString()).setVolumeCapability(cap).build());
-        csi.node().nodePublishVolume(Csi.NodePublishVolumeRequest.newBuilder().setVolumeId(volumeId)
-                .setStagingTargetPath(staging.toString()).setTargetPath(target.toString())
-                .setVolumeCapability(cap).build());
     }
 }

@@ -37,6 +37,18 @@ public final class CsiClient implements AutoCloseable {
         return NodeGrpc.newBlockingStub(channel).withDeadlineAfter(120, TimeUnit.SECONDS);
     }
 
+    /** What an orchestrator does to start a pod on {@code nodeId}: ControllerPublish, NodeStage, NodePublish. */
+    public void publishStageAndPublish(String volumeId, String nodeId, Csi.VolumeCapability cap, Path staging,
+                                       Path target) {
+        controller().controllerPublishVolume(Csi.ControllerPublishVolumeRequest.newBuilder()
+                .setVolumeId(volumeId).setNodeId(nodeId).setVolumeCapability(cap).build());
+        node().nodeStageVolume(Csi.NodeStageVolumeRequest.newBuilder().setVolumeId(volumeId)
+                .setStagingTargetPath(staging.toString()).setVolumeCapability(cap).build());
+        node().nodePublishVolume(Csi.NodePublishVolumeRequest.newBuilder().setVolumeId(volumeId)
+                .setStagingTargetPath(staging.toString()).setTargetPath(target.toString())
+                .setVolumeCapability(cap).build());
+    }
+
     public boolean probeReady() {
         Csi.ProbeResponse r = IdentityGrpc.newBlockingStub(channel).withDeadlineAfter(2, TimeUnit.SECONDS)
                 .probe(Csi.ProbeRequest.getDefaultInstance());

@@ -69,6 +69,13 @@ public final class HostCleanup {
         return result;
     }
 
+    /** Every loop device attached on the host, by name. */
+    public static java.util.Set<String> allLoops() {
+        return java.util.Set.of(run("losetup", "--list", "--noheadings", "--output", "NAME")
+                .stdout().strip().split("\\s+")).stream().filter(x -> !x.isEmpty())
+                .collect(java.util.stream.Collectors.toSet());
+    }
+
     /** Unmounts everything under {@code dir}, detaches loop devices on files under it, deletes it. */
     public static void cleanup(Path dir) {
         // Remember the loop devices while their backing paths still resolve: once the FUSE mount under them

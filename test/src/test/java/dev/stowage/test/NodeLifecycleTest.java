@@ -115,13 +115,13 @@ class NodeLifecycleTest {
         Csi.VolumeCapability cap = mount("ext4");
         Path staging = dir.resolve("staging");
         Path target = dir.resolve("pod-1/volume");
-        java.util.Set<String> loopsBefore = allLoops();
+        java.util.Set<String> loopsBefore = HostCleanup.allLoops();
         String id = stageWriteAndKill(staging, target, cap);
         try (CsiClient csi = new CsiClient(socket)) {
             unpublish(csi, id, target);
             unstage(csi, id, staging);
             assertEquals(List.of(), HostCleanup.mountsUnder(dir), "mounts left of the dead node's volume");
-            assertEquals(loopsBefore, allLoops(), "loop devices left of the dead node's volume");
+            assertEquals(loopsBefore, HostCleanup.allLoops(), "loop devices left of the dead node's volume");
 
             Path target2 = dir.resolve("pod-2/volume");
             stage(csi, id, staging, cap);
@@ -144,7 +144,7 @@ class NodeLifecycleTest {
         Csi.VolumeCapability cap = mount("ext4");
         Path staging = dir.resolve("staging");
         Path target = dir.resolve("pod-1/volume");
-        java.util.Set<String> loopsBefore = allLoops();
+        java.util.Set<String> loopsBefore = HostCleanup.allLoops();
         String id = stageWriteAndKill(staging, target, cap);
         try (CsiClient csi = new CsiClient(socket)) {
             stage(csi, id, staging, cap);
@@ -158,7 +158,7 @@ class NodeLifecycleTest {
             unpublish(csi, id, target2);
             unstage(csi, id, staging);
             assertEquals(List.of(), HostCleanup.mountsUnder(dir), "mounts left of the dead node's volume");
-            assertEquals(loopsBefore, allLoops(), "loop devices left of the dead node's volume");
+            assertEquals(loopsBefore, HostCleanup.allLoops(), "loop devices left of the dead node's volume");
             stage(csi, id, staging, cap);
             assertEquals("written after the restart", Files.readString(staging.resolve("after.txt")));
             unstage(csi, id, staging);
@@ -178,7 +178,7 @@ class NodeLifecycleTest {
                 .setAccessMode(Csi.VolumeCapability.AccessMode.newBuilder()
                         .setMode(Csi.VolumeCapability.AccessMode.Mode.SINGLE_NODE_WRITER))
                 .build();
-        java.util.Set<String> loopsBefore = allLoops();
+        java.util.Set<String> loopsBefore = HostCleanup.allLoops();
         Path stagingA = dir.resolve("staging-a");
         Path targetA = dir.resolve("pod-a/dev");
         String a;
@@ -230,17 +230,11 @@ class NodeLifecycleTest {
             unpublish(csi, b, targetB);
             unstage(csi, b, stagingB);
             assertEquals(List.of(), HostCleanup.mountsUnder(dir), "mounts left behind");
-            assertEquals(loopsBefore, allLoops(), "loop devices left behind");
+            assertEquals(loopsBefore, HostCleanup.allLoops(), "loop devices left behind");
         }
     }
 
     /** Every loop device on the host: a dead device's file reads "/" once its FUSE mount is gone, so paths cannot find it. */
-    private static java.util.Set<String> allLoops() {
-        return java.util.Set.of(HostCleanup.run("losetup", "--list", "--noheadings", "--output", "NAME")
-                .stdout().strip().split("\\s+")).stream().filter(x -> !x.isEmpty())
-                .collect(java.util.stream.Collectors.toSet());
-    }
-
     private static byte[] pattern(char c) {
         byte[] b = new byte[4096];
         java.util.Arrays.fill(b, (byte) c);
@@ -255,10 +249,7 @@ class NodeLifecycleTest {
         String id;
         try (CsiClient csi = new CsiClient(socket)) {
             id = create(csi, "survivor", 128L << 20, cap);
-            csi.controller().controllerPublishVolume(Csi.ControllerPublishVolumeRequest.newBuilder()
-                    .setVolumeId(id).setNodeId(NODE).setVolumeCapability(cap).build());
-            stage(csi, id, staging, cap);
-            publish(csi, id, staging, target, cap);
+            csi.publishStageAndPublish(id, NODE, cap, staging, target);
             Path file = target.resolve("kept.txt");
             Files.writeString(file, "written before the kill");
             try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file,

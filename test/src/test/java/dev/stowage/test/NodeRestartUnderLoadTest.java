@@ -47,7 +47,7 @@ class NodeRestartUnderLoadTest {
 
     @BeforeEach
     void start() throws Exception {
-        loopsAtStart = loops();
+        loopsAtStart = HostCleanup.allLoops();
         dir = Files.createTempDirectory("stowage-restart-");
         data = dir.resolve("data");
         socket = dir.resolve("csi.sock");
@@ -99,7 +99,7 @@ class NodeRestartUnderLoadTest {
                 HostCleanup.cleanup(dir);
                 // A failed run can leave dead loop devices a node kept for the pod's mounts; they
                 // read "/" as their file once those are gone, so only this test's list finds them.
-                for (String loop : loops()) {
+                for (String loop : HostCleanup.allLoops()) {
                     if (!loopsAtStart.contains(loop)) {
                         HostCleanup.run("losetup", "-d", loop);
                     }
@@ -134,19 +134,13 @@ class NodeRestartUnderLoadTest {
                         .setMode(Csi.VolumeCapability.AccessMode.Mode.SINGLE_NODE_WRITER)).build();
         Path staging = dir.resolve("staging");
         Path target = dir.resolve("pod/volume");
-        java.util.Set<String> loopsBefore = loops();
+        java.util.Set<String> loopsBefore = HostCleanup.allLoops();
         String id;
         try (CsiClient csi = new CsiClient(socket)) {
             id = csi.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName("busy")
                     .addVolumeCapabilities(cap).setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(128L << 20))
                     .build()).getVolume().getVolumeId();
-            csi.controller().controllerPublishVolume(Csi.ControllerPublishVolumeRequest.newBuilder()
-                    .setVolumeId(id).setNodeId(NODE).setVolumeCapability(cap).build());
-            csi.node().nodeStageVolume(Csi.NodeStageVolumeRequest.newBuilder().setVolumeId(id)
-                    .setStagingTargetPath(staging.toString()).setVolumeCapability(cap).build());
-            csi.node().nodePublishVolume(Csi.NodePublishVolumeRequest.newBuilder().setVolumeId(id)
-                    .setStagingTargetPath(staging.toString()).setTargetPath(target.toString())
-                    .setVolumeCapability(cap).build());
+            csi.publishStageAndPublish(id, NODE, cap, staging, target);
         }
         assertEquals(List.of(fileNameOf(id)), keeperHolds(), "the keeper holds the staged volume's connection");
         String device = HostCleanup.loopsUnder(data).get(0);
@@ -203,7 +197,7 @@ class NodeRestartUnderLoadTest {
                     .setStagingTargetPath(staging.toString()).build());
         }
         assertEquals(List.of(), HostCleanup.mountsUnder(dir), "mounts left after unstaging");
-        assertEquals(loopsBefore, loops(), "loop devices left after unstaging");
+        assertEquals(loopsBefore, HostCleanup.allLoops(), "loop devices left after unstaging");
         assertEquals(List.of(), keeperHolds(), "the keeper still holds the unstaged volume's connection");
     }
 
@@ -270,11 +264,5 @@ class NodeRestartUnderLoadTest {
             String rest = line.substring(4).strip();
             return rest.isEmpty() ? List.of() : List.of(rest.split(" "));
         }
-    }
-
-    private static java.util.Set<String> loops() {
-        return java.util.Set.of(HostCleanup.run("losetup", "--list", "--noheadings", "--output", "NAME")
-                .stdout().strip().split("\\s+")).stream().filter(x -> !x.isEmpty())
-                .collect(java.util.stream.Collectors.toSet());
     }
 }
