@@ -1,5 +1,6 @@
 package dev.stowage.launcher;
 
+import dev.stowage.engine.frontend.fuse.FuseFrontendConfig;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.URI;
@@ -21,7 +22,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                           boolean csiNode, boolean loopDirectIo, Optional<InetSocketAddress> apiListen,
                           Optional<InetSocketAddress> listen, boolean storageless,
                           java.time.Duration replicaReplaceTimeout, long rebuildBytesPerSecond,
-                          Optional<Path> clusterTokenFile, Optional<Path> fuseKeeper) {
+                          Optional<Path> clusterTokenFile, Optional<Path> fuseKeeper, int fusePollMicros) {
     /**
      * FUSE server threads per attached volume. Each blocks on one request, so they bound the requests in
      * flight: measured on 2 cores (docs/benchmarks.md), 16 beat 4 by a third on 4 KiB random writes and
@@ -47,6 +48,8 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                                         cap on resync and rebuild copying, 0 for none (default 0)
               --max-volumes N           volumes this node attaches at most (default 64)
               --fuse-threads N          FUSE server threads per attached volume (default 16)
+              --fuse-poll-us N          a volume's FUSE thread polls this long for the next request after
+                                        answering one at low load, 0 never (default 50; costs CPU, saves a wake-up)
               --csi-services LIST       controller,node (default both)
               --loop-direct-io on|off   loop devices use direct I/O on the FUSE file (default on)
               --fuse-keeper PATH        socket of a `stowage fuse-keeper`, which keeps attached volumes'
@@ -84,7 +87,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 value = args.get(++i);
             }
             if (!List.of("data-dir", "csi-endpoint", "node-id", "zone", "rack", "etcd", "max-volumes",
-                    "fuse-threads", "csi-services", "loop-direct-io", "fuse-keeper", "api-listen", "listen", "storageless", "replica-replace-timeout",
+                    "fuse-threads", "fuse-poll-us", "csi-services", "loop-direct-io", "fuse-keeper", "api-listen", "listen", "storageless", "replica-replace-timeout",
                     "rebuild-bandwidth", "cluster-token-file").contains(key)) {
                 throw new IllegalArgumentException("unknown option --" + key);
             }
@@ -159,7 +162,8 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
                 java.time.Duration.ofSeconds(parseInt(values, "replica-replace-timeout", 600, 1, 7 * 24 * 3600)),
                 parseLong(values, "rebuild-bandwidth", 0),
                 Optional.ofNullable(values.get("cluster-token-file")).map(f -> Path.of(f).toAbsolutePath().normalize()),
-                Optional.ofNullable(values.get("fuse-keeper")).map(f -> Path.of(f).toAbsolutePath().normalize()));
+                Optional.ofNullable(values.get("fuse-keeper")).map(f -> Path.of(f).toAbsolutePath().normalize()),
+                parseInt(values, "fuse-poll-us", FuseFrontendConfig.DEFAULT_POLL_MICROS, 0, 10_000));
     }
 
     /** HOST:PORT or [IPv6]:PORT (port 0: any free port), or "off". */
@@ -256,7 +260,7 @@ public record NodeOptions(Path dataDir, Path csiSocket, String nodeId, Map<Strin
     public String describe() {
         return "data-dir=" + dataDir + " csi-endpoint=unix://" + csiSocket + " node-id=" + nodeId + " labels=" + labels
                 + " metadata=" + (etcdEndpoints.isEmpty() ? "embedded" : "etcd " + etcdEndpoints)
-                + " max-volumes=" + maxVolumes + " fuse-threads=" + fuseThreads + " loop-direct-io=" + (loopDirectIo ? "on" : "off")
+                + " max-volumes=" + maxVolumes + " fuse-threads=" + fuseThreads + " fuse-poll-us=" + fusePollMicros + " loop-direct-io=" + (loopDirectIo ? "on" : "off")
                 + " csi-services=" + (csiController ? "controller" : "") + (csiController && csiNode ? "," : "")
                 + (csiNode ? "node" : "")
                 + " api-listen=" + apiListen.map(a -> a.getAddress().getHostAddress() + ":" + a.getPort()).orElse("off")

@@ -70,7 +70,8 @@ public final class NodeRuntime implements AutoCloseable {
                     : EtcdMetadataStore.connect(options.etcdEndpoints(), "");
             started.push(metadata);
             FuseFrontend frontend = new FuseFrontend(FuseFrontendConfig.defaults(options.dataDir().resolve("run/fuse"))
-                    .withThreadsPerVolume(options.fuseThreads()).withFdKeeper(options.fuseKeeper().orElse(null)));
+                    .withThreadsPerVolume(options.fuseThreads()).withFdKeeper(options.fuseKeeper().orElse(null))
+                    .withPollMicros(options.fusePollMicros()));
             started.push(frontend);
             long maxVolumeBytes = 64L * 1024 * VolumeServiceConfig.GIB;
             if (pool != null) {

@@ -189,6 +189,10 @@ class NodeRestartUnderLoadTest {
         for (int i = 0; i < lines.size(); i++) {
             assertEquals(Integer.toString(i + 1), lines.get(i), "line " + (i + 1));
         }
+        // The old node may have died polling its fd (non-blocking), a flag the kept fd shares: the
+        // new one must not inherit it, or a thread of it would spin on EAGAIN.
+        Thread.sleep(300);
+        assertEquals(List.of(), nonBlockingFuseFds(node.pid()), "FUSE fds left non-blocking at rest");
 
         try (CsiClient csi = new CsiClient(socket)) {
             csi.node().nodeUnpublishVolume(Csi.NodeUnpublishVolumeRequest.newBuilder().setVolumeId(id)
@@ -199,6 +203,28 @@ class NodeRestartUnderLoadTest {
         assertEquals(List.of(), HostCleanup.mountsUnder(dir), "mounts left after unstaging");
         assertEquals(loopsBefore, HostCleanup.allLoops(), "loop devices left after unstaging");
         assertEquals(List.of(), keeperHolds(), "the keeper still holds the unstaged volume's connection");
+    }
+
+    /** The /dev/fuse fds of process {@code pid} that have O_NONBLOCK set. */
+    private static List<String> nonBlockingFuseFds(long pid) throws IOException {
+        List<String> out = new java.util.ArrayList<>();
+        try (var fds = Files.list(Path.of("/proc/" + pid + "/fd"))) {
+            for (Path fd : fds.toList()) {
+                try {
+                    if (!Files.readSymbolicLink(fd).toString().equals("/dev/fuse")) {
+                        continue;
+                    }
+                    String flags = Files.readAllLines(Path.of("/proc/" + pid + "/fdinfo/" + fd.getFileName())).stream()
+                            .filter(l -> l.startsWith("flags:")).findFirst().orElseThrow().substring(6).trim();
+                    if ((Integer.parseInt(flags, 8) & 04000) != 0) {
+                        out.add(fd.getFileName().toString());
+                    }
+                } catch (java.nio.file.NoSuchFileException closedMeanwhile) {
+                    // not one of the session's fds
+                }
+            }
+        }
+        return out;
     }
 
     /** The pod: appends "n\n" and fsyncs, for n = 1, 2, ..., until the stop file exists. */

@@ -5,6 +5,7 @@ import dev.stowage.engine.frontend.loop.LoopDevice;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -47,6 +48,11 @@ final class FuseExport implements Frontend.Export {
 
     LoopDevice loopDevice() {
         return loop;
+    }
+
+    /** The session's /dev/fuse fds, for tests. */
+    List<Integer> fuseFds() {
+        return session.fds();
     }
 
     /** Requests answered with EIO so far. */

@@ -104,7 +104,7 @@ public final class FuseFrontend implements Frontend {
             LoopDevice loop;
             try {
                 session = new FuseSession(volumeId, mountpoint, target, config.maxWriteBytes(),
-                        config.maxBackground(), options.readOnly());
+                        config.maxBackground(), config.pollMicros(), options.readOnly());
                 session.start(config.threadsPerVolume());
                 loop = LoopDevice.attach(mountpoint, options.directIo(), options.readOnly());
             } catch (IOException | RuntimeException | Error e) {
@@ -165,7 +165,7 @@ public final class FuseFrontend implements Frontend {
                 return Optional.empty();
             }
             FuseSession session = new FuseSession(volumeId, mountpoint, target, config.maxWriteBytes(),
-                    config.maxBackground(), options.readOnly());
+                    config.maxBackground(), config.pollMicros(), options.readOnly());
             session.resume(fds.get());
             FuseExport export = new FuseExport(this, volumeId, mountpoint, session, loop.get());
             if (!register(volumeId, export)) {

@@ -12,6 +12,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import jnr.ffi.Pointer;
 import org.slf4j.Logger;
@@ -41,6 +43,11 @@ final class FuseSession implements AutoCloseable {
     private final BlockTarget target;
     private final int maxWrite;
     private final int maxBackground;
+    private final long pollNanos;
+    /** Held by the one worker that polls (see {@link FuseWorker}). */
+    private final AtomicBoolean poller = new AtomicBoolean();
+    /** Workers handling a request right now. */
+    private final AtomicInteger busy = new AtomicInteger();
     private final boolean readOnly;
     private final long startEpochSecond = Instant.now().getEpochSecond();
     private final List<Integer> fds = new ArrayList<>();
@@ -58,12 +65,13 @@ final class FuseSession implements AutoCloseable {
     private boolean closed;
 
     FuseSession(String volumeId, Path mountpoint, BlockTarget target, int maxWrite, int maxBackground,
-            boolean readOnly) {
+            int pollMicros, boolean readOnly) {
         this.volumeId = volumeId;
         this.mountpoint = mountpoint;
         this.target = target;
         this.maxWrite = maxWrite;
         this.maxBackground = maxBackground;
+        this.pollNanos = pollMicros * 1000L;
         this.readOnly = readOnly;
     }
 
@@ -253,6 +261,19 @@ final class FuseSession implements AutoCloseable {
         initSummary = "protocol " + major + "." + minor + ", flags 0x" + Integer.toHexString(flags)
                 + ", max_write " + maxWrite;
         initLatch.countDown();
+    }
+
+    AtomicBoolean poller() {
+        return poller;
+    }
+
+    AtomicInteger busy() {
+        return busy;
+    }
+
+    /** How long a worker polls for the next request before it sleeps; 0: never. */
+    long pollNanos() {
+        return pollNanos;
     }
 
     void workerExited() {

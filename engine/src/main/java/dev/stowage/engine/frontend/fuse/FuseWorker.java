@@ -33,6 +33,8 @@ final class FuseWorker implements Runnable {
     private final ByteBuffer out;
     private final Pointer inPtr;
     private final Pointer outPtr;
+    /** Whether this worker holds the session's polling role (its fd then non-blocking). */
+    private boolean polling;
 
     FuseWorker(FuseSession session, int fd) {
         this.session = session;
@@ -47,8 +49,11 @@ final class FuseWorker implements Runnable {
     @Override
     public void run() {
         try {
+            // A connection taken over from the fd keeper shares its file's flags with the fd of the
+            // process that died, which may have died polling.
+            setNonBlocking(false);
             while (true) {
-                long n = LIBC.read(fd, inPtr, in.capacity());
+                long n = nextRequest();
                 if (n < 0) {
                     int errno = Native.errno();
                     if (errno == Native.EINTR || errno == Native.EAGAIN || errno == Native.ENOENT) {
@@ -66,11 +71,70 @@ final class FuseWorker implements Runnable {
                     log.warn("volume {}: short FUSE request of {} bytes ignored", session.volumeId(), n);
                     continue;
                 }
-                handle((int) n);
+                session.busy().incrementAndGet();
+                try {
+                    handle((int) n);
+                } finally {
+                    session.busy().decrementAndGet();
+                }
             }
         } finally {
+            if (polling) {
+                session.poller().set(false);
+            }
             session.workerExited();
         }
+    }
+
+    /**
+     * Reads the next request. At low load one worker of the session polls: having answered a
+     * request while no other worker was busy, it reads its fd without blocking for up to
+     * {@link FuseSession#pollNanos}, so that the next request (at queue depth 1, the flush that
+     * follows a write, or the next write) is taken without the kernel waking a sleeping thread,
+     * which on a VM means waking an idle vCPU through the hypervisor. When nothing came, or once
+     * others are busy too (requests then come in parallel and the sleepers are woken anyway), it
+     * gives the role up and blocks like the rest.
+     */
+    private long nextRequest() {
+        long window = session.pollNanos();
+        if (window <= 0) {
+            return LIBC.read(fd, inPtr, in.capacity());
+        }
+        boolean alone = session.busy().get() == 0;
+        if (polling && !alone) {
+            stopPolling(); // others are busy: requests come in parallel and the sleepers take them
+        } else if (!polling && alone && session.poller().compareAndSet(false, true)) {
+            polling = setNonBlocking(true);
+            if (!polling) {
+                session.poller().set(false);
+            }
+        }
+        if (polling) {
+            long deadline = System.nanoTime() + window;
+            do {
+                long n = LIBC.read(fd, inPtr, in.capacity());
+                if (n >= 0 || Native.errno() != Native.EAGAIN) {
+                    return n;
+                }
+            } while (System.nanoTime() - deadline < 0);
+            stopPolling();
+        }
+        return LIBC.read(fd, inPtr, in.capacity());
+    }
+
+    private void stopPolling() {
+        if (setNonBlocking(false)) { // else it keeps polling and tries again after the next request
+            polling = false;
+            session.poller().set(false);
+        }
+    }
+
+    private boolean setNonBlocking(boolean on) {
+        int flags = LIBC.fcntl(fd, Native.F_GETFL, 0);
+        if (flags < 0) {
+            return false;
+        }
+        return LIBC.fcntl(fd, Native.F_SETFL, on ? flags | Native.O_NONBLOCK : flags & ~Native.O_NONBLOCK) == 0;
     }
 
     private void handle(int length) {

@@ -27,6 +27,10 @@ public interface LibC {
     @SaveError
     @ssize_t long write(int fd, Pointer buf, @size_t long count);
 
+    /** fcntl(fd, cmd, arg) for the commands that take an int (F_GETFL, F_SETFL). */
+    @SaveError
+    int fcntl(int fd, int cmd, int arg);
+
     @SaveError
     int ioctl(int fd, long request, Pointer arg);
 

@@ -124,6 +124,32 @@ class FuseFrontendTest {
         Sh.run("dd", "if=/dev/urandom", "of=" + dev, "bs=1M", "seek=190", "count=2", "oflag=direct").ok();
     }
 
+    /**
+     * A server thread polls for the next request only briefly after answering one: once the volume
+     * is at rest its threads burn no CPU and every fd is blocking again.
+     */
+    @Test
+    void aVolumeAtRestHasNoThreadPolling() throws Exception {
+        MemoryBlockTarget target = new MemoryBlockTarget(16 * MIB);
+        Export export = export("vol-rest", target);
+        // Small synchronous writes: queue depth 1, when a thread polls after each answer.
+        Sh.run("dd", "if=/dev/urandom", "of=" + export.devicePath(), "bs=4k", "count=2000", "oflag=direct,dsync").ok();
+        Thread.sleep(200);
+        java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        List<Long> workers = Thread.getAllStackTraces().keySet().stream()
+                .filter(t -> t.getName().startsWith("fuse-vol-rest-")).map(Thread::getId).toList();
+        assertEquals(FuseFrontendConfig.DEFAULT_THREADS, workers.size(), "server threads of the volume");
+        long before = workers.stream().mapToLong(mx::getThreadCpuTime).sum();
+        Thread.sleep(1000);
+        long spent = workers.stream().mapToLong(mx::getThreadCpuTime).sum() - before;
+        assertTrue(spent < 50_000_000L, "the volume's threads used " + spent / 1_000_000 + " ms of CPU in a second at rest");
+        for (int fd : ((FuseExport) export).fuseFds()) {
+            int flags = Integer.parseInt(Files.readAllLines(Path.of("/proc/self/fdinfo/" + fd)).stream()
+                    .filter(l -> l.startsWith("flags:")).findFirst().orElseThrow().substring(6).trim(), 8);
+            assertEquals(0, flags & Native.O_NONBLOCK, "fd " + fd + " left non-blocking");
+        }
+    }
+
     @Test
     void closeRemovesLoopDeviceMountAndFile() throws Exception {
         MemoryBlockTarget target = new MemoryBlockTarget(32 * MIB);
