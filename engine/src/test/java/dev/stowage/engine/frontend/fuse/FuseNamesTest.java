@@ -50,6 +50,10 @@ class FuseNamesTest {
         assertThrows(IllegalArgumentException.class, () -> new FuseFrontendConfig(Path.of("/r"), 4, 1000, 64));
         assertThrows(IllegalArgumentException.class, () -> new FuseFrontendConfig(Path.of("/r"), 4, 2 << 20, 64));
         assertThrows(IllegalArgumentException.class, () -> new FuseFrontendConfig(Path.of("/r"), 4, 1 << 20, 0));
+        assertEquals(FuseFrontendConfig.DEFAULT_POLL_MICROS, c.pollMicros());
+        assertEquals(0, c.withPollMicros(0).pollMicros());
+        assertThrows(IllegalArgumentException.class, () -> c.withPollMicros(-1));
+        assertThrows(IllegalArgumentException.class, () -> c.withPollMicros(10_001));
         assertThrows(NullPointerException.class, () -> FuseFrontendConfig.defaults(null));
     }
 }
