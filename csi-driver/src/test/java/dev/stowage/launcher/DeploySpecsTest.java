@@ -16,8 +16,8 @@ import org.junit.jupiter.api.Test;
  * The stowage command lines that deploy/ ships must start: each is parsed by the same code that
  * {@code stowage node} and {@code stowage csi-controller} run, with the variables Kubernetes and
  * Mesos fill in replaced by sample values. (The manifests once passed --etcd without the --listen it
- * requires, so every node pod would have exited at start.) The Helm templates need helm to render
- * and are not covered here.
+ * requires, so every node pod would have exited at start.) {@link HelmChartTest} holds the Helm
+ * chart to the same, and to these manifests.
  */
 class DeploySpecsTest {
     private static final Path DEPLOY = Path.of("..", "deploy").toAbsolutePath().normalize();
@@ -26,7 +26,7 @@ class DeploySpecsTest {
     void kubernetesManifestsStartTheirStowageContainers() throws IOException {
         List<List<String>> commands = new ArrayList<>();
         for (String file : List.of("node.yaml", "controller.yaml", "fuse-keeper.yaml")) {
-            commands.addAll(stowageArgs(DEPLOY.resolve("kubernetes").resolve(file)));
+            commands.addAll(KubernetesManifests.stowageCommands(KubernetesManifests.load(DEPLOY.resolve("kubernetes").resolve(file))));
         }
         assertEquals(3, commands.size(), "a stowage container in each of node.yaml, controller.yaml, fuse-keeper.yaml");
         commands.forEach(DeploySpecsTest::parses);
@@ -88,7 +88,7 @@ class DeploySpecsTest {
                 List.of("--socket=/k", "--keep=1"))).getMessage().contains("--keep=1"));
     }
 
-    private static void parses(List<String> command) {
+    static void parses(List<String> command) {
         List<String> args = command.subList(1, command.size());
         switch (command.get(0)) {
             case "node" -> assertDoesNotThrow(() -> NodeOptions.parse(args), () -> "stowage " + command);
@@ -97,38 +97,6 @@ class DeploySpecsTest {
             case "fuse-keeper" -> assertDoesNotThrow(() -> FuseKeeperCommand.Options.parse(args), () -> "stowage " + command);
             default -> throw new AssertionError("unexpected stowage command " + command);
         }
-    }
-
-    /**
-     * The args list after each {@code command: ["stowage"]} of a manifest, with $(NODE_IP),
-     * $(NODE_NAME) and $(POD_NAME) filled in; comment lines are skipped.
-     */
-    private static List<List<String>> stowageArgs(Path manifest) throws IOException {
-        List<String> lines = Files.readAllLines(manifest);
-        List<List<String>> out = new ArrayList<>();
-        for (int i = 0; i < lines.size(); i++) {
-            if (!lines.get(i).trim().equals("command: [\"stowage\"]")) {
-                continue;
-            }
-            int j = i + 1;
-            while (!lines.get(j).trim().equals("args:")) {
-                j++;
-            }
-            List<String> args = new ArrayList<>();
-            for (j++; j < lines.size(); j++) {
-                String t = lines.get(j).trim();
-                if (t.startsWith("#")) {
-                    continue;
-                }
-                if (!t.startsWith("- ")) {
-                    break;
-                }
-                args.add(t.substring(2).replace("$(NODE_IP)", "10.0.0.7").replace("$(NODE_NAME)", "node-a")
-                        .replace("$(POD_NAME)", "controller-0"));
-            }
-            out.add(args);
-        }
-        return out;
     }
 
     /** Splits a shell command line on spaces outside double quotes, dropping the quotes. */
