@@ -42,6 +42,8 @@ import org.slf4j.LoggerFactory;
  * the kernel's. So the keeper gives up on a connection whose holding process has been gone for
  * {@code orphanTimeout} without a new HOLD (a node that never comes back, a host taken out of
  * service): it closes the fds, the connection ends, and the waiting I/O fails instead of hanging.
+ * A holder is named by its pid and its start time, so a later process that got the same pid does
+ * not count as the node.
  *
  * <p>Threading: one thread accepts and serves requests one at a time; requests are short. A
  * second thread looks for orphans; both work under the keeper's lock.
@@ -53,8 +55,8 @@ public final class FuseFdKeeper implements AutoCloseable {
     private final Path socket;
     private final ServerSocketChannel server;
     private final Map<String, List<Integer>> held = new TreeMap<>();
-    /** The process each name's fds were copied from, and since when it is seen gone (0: alive). */
-    private final Map<String, long[]> holders = new TreeMap<>();
+    /** The process each name's fds were copied from. */
+    private final Map<String, Holder> holders = new TreeMap<>();
     private final java.time.Duration orphanTimeout;
     private final java.util.concurrent.ScheduledExecutorService orphanCheck;
 
@@ -125,7 +127,7 @@ public final class FuseFdKeeper implements AutoCloseable {
                 int pid = Integer.parseInt(words[2]);
                 List<Integer> copies = Native.copyFds(pid, numbers(words, 3));
                 closeAll(held.put(words[1], copies));
-                holders.put(words[1], new long[] {pid, 0});
+                holders.put(words[1], new Holder(pid, startOf(pid)));
                 log.info("fd keeper: holding {} fds of {} for process {}", copies.size(), words[1], pid);
                 return "OK " + copies.size();
             }
@@ -159,18 +161,46 @@ public final class FuseFdKeeper implements AutoCloseable {
         long now = System.nanoTime();
         for (var it = holders.entrySet().iterator(); it.hasNext(); ) {
             var e = it.next();
-            long[] holder = e.getValue();
-            if (ProcessHandle.of(holder[0]).map(ProcessHandle::isAlive).orElse(false)) {
-                holder[1] = 0;
-            } else if (holder[1] == 0) {
-                holder[1] = now;
-            } else if (now - holder[1] >= orphanTimeout.toNanos()) {
+            Holder holder = e.getValue();
+            if (isRunning(holder.pid, holder.started)) {
+                holder.goneSince = 0;
+            } else if (holder.goneSince == 0) {
+                holder.goneSince = now;
+            } else if (now - holder.goneSince >= orphanTimeout.toNanos()) {
                 closeAll(held.remove(e.getKey()));
                 it.remove();
                 log.warn("fd keeper: no node took back the FUSE connection of {} within {} s of process {} ending;"
-                        + " closed it, so its waiting I/O fails", e.getKey(), orphanTimeout.toSeconds(), holder[0]);
+                        + " closed it, so its waiting I/O fails", e.getKey(), orphanTimeout.toSeconds(), holder.pid);
             }
         }
+    }
+
+    /** A holding process, named by its pid and its start time, and since when it is seen gone (0: not). */
+    private static final class Holder {
+        final long pid;
+        final java.time.Instant started;
+        long goneSince;
+
+        Holder(long pid, java.time.Instant started) {
+            this.pid = pid;
+            this.started = started;
+        }
+    }
+
+    /** When process {@code pid} started, or null when that cannot be read (then its pid alone names it). */
+    static java.time.Instant startOf(long pid) {
+        return ProcessHandle.of(pid).flatMap(h -> h.info().startInstant()).orElse(null);
+    }
+
+    /**
+     * Whether the process that started at {@code started} as {@code pid} still runs. The start time
+     * tells it from a later process given the same pid: a node that died long ago must not keep its
+     * pods' I/O hanging because its pid was reused.
+     */
+    static boolean isRunning(long pid, java.time.Instant started) {
+        return ProcessHandle.of(pid).filter(ProcessHandle::isAlive)
+                .map(h -> started == null || started.equals(h.info().startInstant().orElse(null)))
+                .orElse(false);
     }
 
     /** The numbers in {@code words} from index {@code from} on. */

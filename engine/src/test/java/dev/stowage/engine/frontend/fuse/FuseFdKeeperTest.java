@@ -1,6 +1,7 @@
 package dev.stowage.engine.frontend.fuse;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -91,6 +92,22 @@ class FuseFdKeeperTest {
         } finally {
             child.destroyForcibly();
         }
+    }
+
+    /**
+     * A holder is its pid and its start time: a process that got the pid of a node long gone is
+     * not that node, and must not keep the node's connections from being given up.
+     */
+    @Test
+    void aReusedPidDoesNotKeepAnOrphanAlive() throws Exception {
+        long me = ProcessHandle.current().pid();
+        java.time.Instant started = FuseFdKeeper.startOf(me);
+        assertTrue(started != null, "this process's start time is readable");
+        assertTrue(FuseFdKeeper.isRunning(me, started));
+        assertFalse(FuseFdKeeper.isRunning(me, started.minusSeconds(1)), "another process with the same pid");
+        Process child = new ProcessBuilder("true").start();
+        child.waitFor();
+        assertFalse(FuseFdKeeper.isRunning(child.pid(), null), "an ended process");
     }
 
     /** A keeper that does not answer (stopped, hung) costs a request five seconds, not an attach forever. */
