@@ -45,8 +45,10 @@ import org.slf4j.LoggerFactory;
  * A holder is named by its pid and its start time, so a later process that got the same pid does
  * not count as the node.
  *
- * <p>Threading: one thread accepts and serves requests one at a time; requests are short. A
- * second thread looks for orphans; both work under the keeper's lock.
+ * <p>Threading: one thread accepts and serves requests one at a time; requests are short, and a
+ * client that has not sent its line within {@link #REQUEST_TIMEOUT} is cut off, so one that
+ * connects and stays silent cannot stop the keeper from serving the nodes. A second thread looks
+ * for orphans; both work under the keeper's lock.
  */
 public final class FuseFdKeeper implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(FuseFdKeeper.class);
@@ -58,12 +60,15 @@ public final class FuseFdKeeper implements AutoCloseable {
     /** The process each name's fds were copied from. */
     private final Map<String, Holder> holders = new TreeMap<>();
     private final java.time.Duration orphanTimeout;
+    private final java.time.Duration requestTimeout;
     private final java.util.concurrent.ScheduledExecutorService orphanCheck;
 
-    private FuseFdKeeper(Path socket, ServerSocketChannel server, java.time.Duration orphanTimeout) {
+    private FuseFdKeeper(Path socket, ServerSocketChannel server, java.time.Duration orphanTimeout,
+            java.time.Duration requestTimeout) {
         this.socket = socket;
         this.server = server;
         this.orphanTimeout = orphanTimeout;
+        this.requestTimeout = requestTimeout;
         this.orphanCheck = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "fd-keeper-orphans");
             t.setDaemon(true);
@@ -76,8 +81,20 @@ public final class FuseFdKeeper implements AutoCloseable {
     /** Default time a held connection may go without a live holding process: 10 minutes. */
     public static final java.time.Duration DEFAULT_ORPHAN_TIMEOUT = java.time.Duration.ofMinutes(10);
 
+    /**
+     * How long a client has to send its request line: well below the node's own wait for an
+     * answer ({@link FuseFdKeeperClient#TIMEOUT_MILLIS}), so that a node queued behind a silent
+     * client is still answered.
+     */
+    static final java.time.Duration REQUEST_TIMEOUT = java.time.Duration.ofSeconds(2);
+
     /** Binds the socket (replacing a stale one) and returns the keeper; {@link #serve} runs it. */
     public static FuseFdKeeper bind(Path socket, java.time.Duration orphanTimeout) throws IOException {
+        return bind(socket, orphanTimeout, REQUEST_TIMEOUT);
+    }
+
+    static FuseFdKeeper bind(Path socket, java.time.Duration orphanTimeout, java.time.Duration requestTimeout)
+            throws IOException {
         if (orphanTimeout.isNegative() || orphanTimeout.isZero()) {
             throw new IllegalArgumentException("orphan timeout must be positive, was " + orphanTimeout);
         }
@@ -93,7 +110,7 @@ public final class FuseFdKeeper implements AutoCloseable {
         }
         log.info("FUSE fd keeper listening on {} (pid {}); a connection whose node is gone for {} s is given up",
                 socket, ProcessHandle.current().pid(), orphanTimeout.toSeconds());
-        return new FuseFdKeeper(socket, server, orphanTimeout);
+        return new FuseFdKeeper(socket, server, orphanTimeout, requestTimeout);
     }
 
     /** Serves requests until the keeper is closed. */
@@ -225,16 +242,32 @@ public final class FuseFdKeeper implements AutoCloseable {
         }
     }
 
-    private static String readLine(SocketChannel channel) throws IOException {
+    /** The client's request line, read within the request timeout; the channel is blocking again after. */
+    private String readLine(SocketChannel channel) throws IOException {
         ByteBuffer buffer = ByteBuffer.allocate(MAX_REQUEST);
-        while (buffer.hasRemaining()) {
-            if (channel.read(buffer) < 0) {
-                break;
-            }
-            if (buffer.position() > 0 && buffer.get(buffer.position() - 1) == '\n') {
-                break;
+        channel.configureBlocking(false);
+        try (java.nio.channels.Selector selector = java.nio.channels.Selector.open()) {
+            channel.register(selector, java.nio.channels.SelectionKey.OP_READ);
+            long deadline = System.nanoTime() + requestTimeout.toNanos();
+            while (buffer.hasRemaining()) {
+                long left = (deadline - System.nanoTime()) / 1_000_000;
+                if (left <= 0) {
+                    throw new java.net.SocketTimeoutException("no request line within " + requestTimeout.toMillis()
+                            + " ms; connection closed");
+                }
+                if (selector.select(left) == 0) {
+                    continue;
+                }
+                selector.selectedKeys().clear();
+                if (channel.read(buffer) < 0) {
+                    break;
+                }
+                if (buffer.position() > 0 && buffer.get(buffer.position() - 1) == '\n') {
+                    break;
+                }
             }
         }
+        channel.configureBlocking(true); // closing the selector deregistered the channel
         return new String(buffer.array(), 0, buffer.position(), StandardCharsets.UTF_8).strip();
     }
 

@@ -31,7 +31,8 @@ class FuseFdKeeperTest {
 
     @BeforeEach
     void start() throws IOException {
-        keeper = FuseFdKeeper.bind(tmp.resolve("run/keeper.sock"), java.time.Duration.ofSeconds(2));
+        keeper = FuseFdKeeper.bind(tmp.resolve("run/keeper.sock"), java.time.Duration.ofSeconds(2),
+                java.time.Duration.ofMillis(500));
         serving = new Thread(keeper::serve, "keeper");
         serving.setDaemon(true);
         serving.start();
@@ -108,6 +109,19 @@ class FuseFdKeeperTest {
         Process child = new ProcessBuilder("true").start();
         child.waitFor();
         assertFalse(FuseFdKeeper.isRunning(child.pid(), null), "an ended process");
+    }
+
+    /** A client that connects and says nothing is cut off; the nodes queued behind it are answered. */
+    @Test
+    void aSilentClientDoesNotStopTheKeeper() throws Exception {
+        try (var silent = java.nio.channels.SocketChannel.open(java.net.UnixDomainSocketAddress.of(
+                tmp.resolve("run/keeper.sock")))) {
+            long start = System.nanoTime();
+            assertEquals(List.of(), client.list());
+            long millis = (System.nanoTime() - start) / 1_000_000;
+            assertTrue(millis < FuseFdKeeperClient.TIMEOUT_MILLIS, "answered after " + millis + " ms");
+            assertEquals(-1, silent.read(java.nio.ByteBuffer.allocate(16)), "the silent client is closed on");
+        }
     }
 
     /** A keeper that does not answer (stopped, hung) costs a request five seconds, not an attach forever. */
