@@ -30,7 +30,9 @@ import org.junit.jupiter.api.Test;
  * volume's FUSE connection, a kill -9 or a stop of {@code stowage node} pauses the pod's I/O
  * instead of failing it, and the restarted node serves the same mount and loop device again.
  * The "pod" is a separate process appending numbered lines to a file on the published ext4
- * volume, with an fsync after each; it must see no error, and every line it wrote must be there.
+ * volume, with an fsync after each (or, on a raw block volume, writing numbered 4 KiB records to
+ * the published device one after the other); it must see no error, and every line it wrote must
+ * be there.
  */
 @Tag("root")
 class NodeRestartUnderLoadTest {
@@ -118,6 +120,12 @@ class NodeRestartUnderLoadTest {
         restartUnderLoad(false, false);
     }
 
+    /** A raw block publication is the same loop device, bind-mounted at the pod's device file. */
+    @Test
+    void aKill9OfTheNodePausesARawBlockPodsWritesAndLosesNone() throws Exception {
+        restartUnderLoad(true, false, true);
+    }
+
     /**
      * A keeper that restarts holds nothing; the node hands it the connections again within seconds,
      * so that a kill of the node afterwards still pauses the pod instead of failing it.
@@ -128,12 +136,19 @@ class NodeRestartUnderLoadTest {
     }
 
     private void restartUnderLoad(boolean kill, boolean restartKeeperFirst) throws Exception {
-        Csi.VolumeCapability cap = Csi.VolumeCapability.newBuilder()
-                .setMount(Csi.VolumeCapability.MountVolume.newBuilder().setFsType("ext4"))
+        restartUnderLoad(kill, restartKeeperFirst, false);
+    }
+
+    private void restartUnderLoad(boolean kill, boolean restartKeeperFirst, boolean rawBlock) throws Exception {
+        Csi.VolumeCapability.Builder capability = Csi.VolumeCapability.newBuilder()
                 .setAccessMode(Csi.VolumeCapability.AccessMode.newBuilder()
-                        .setMode(Csi.VolumeCapability.AccessMode.Mode.SINGLE_NODE_WRITER)).build();
+                        .setMode(Csi.VolumeCapability.AccessMode.Mode.SINGLE_NODE_WRITER));
+        Csi.VolumeCapability cap = rawBlock
+                ? capability.setBlock(Csi.VolumeCapability.BlockVolume.getDefaultInstance()).build()
+                : capability.setMount(Csi.VolumeCapability.MountVolume.newBuilder().setFsType("ext4")).build();
         Path staging = dir.resolve("staging");
-        Path target = dir.resolve("pod/volume");
+        Path target = dir.resolve(rawBlock ? "pod/device" : "pod/volume");
+        Path podFile = rawBlock ? target : target.resolve("log.txt");
         java.util.Set<String> loopsBefore = HostCleanup.allLoops();
         String id;
         try (CsiClient csi = new CsiClient(socket)) {
@@ -147,7 +162,7 @@ class NodeRestartUnderLoadTest {
 
         AtomicLong written = new AtomicLong();
         AtomicReference<String> podError = new AtomicReference<>();
-        startPod(target.resolve("log.txt"), dir.resolve("stop"), written, podError);
+        startPod(podFile, rawBlock, dir.resolve("stop"), written, podError);
         awaitWritten(written, 300, podError);
 
         if (restartKeeperFirst) {
@@ -184,7 +199,11 @@ class NodeRestartUnderLoadTest {
         assertTrue(pod.waitFor(60, TimeUnit.SECONDS), "pod did not stop");
         assertEquals(0, pod.exitValue(), "the pod saw an error: " + podError.get());
         long total = written.get();
-        List<String> lines = Files.readAllLines(target.resolve("log.txt"));
+        List<String> lines = rawBlock ? records(podFile, total + 1) : Files.readAllLines(podFile);
+        if (rawBlock) {
+            assertEquals("", lines.get((int) total), "the record after the last one written is blank");
+            lines = lines.subList(0, (int) total);
+        }
         assertEquals(total, lines.size(), "every fsynced line is in the file");
         for (int i = 0; i < lines.size(); i++) {
             assertEquals(Integer.toString(i + 1), lines.get(i), "line " + (i + 1));
@@ -227,22 +246,32 @@ class NodeRestartUnderLoadTest {
         return out;
     }
 
-    /** The pod: appends "n\n" and fsyncs, for n = 1, 2, ..., until the stop file exists. */
-    private void startPod(Path file, Path stop, AtomicLong written, AtomicReference<String> error) throws IOException {
+    /**
+     * The pod: writes "n\n" and fsyncs, for n = 1, 2, ..., until the stop file exists; appended to
+     * a file, or on a block device as 4 KiB record n - 1 (the rest of the record zeros).
+     */
+    private void startPod(Path file, boolean rawBlock, Path stop, AtomicLong written, AtomicReference<String> error)
+            throws IOException {
         String script = String.join("\n",
                 "import os, sys",
-                "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)",
+                "block = sys.argv[3] == 'block'",
+                "fd = os.open(sys.argv[1], os.O_WRONLY if block else os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)",
                 "n = 0",
                 "try:",
                 "    while not os.path.exists(sys.argv[2]):",
                 "        n += 1",
-                "        os.write(fd, b'%d\\n' % n)",
+                "        line = b'%d\\n' % n",
+                "        if block:",
+                "            os.pwrite(fd, line.ljust(4096, b'\\0'), (n - 1) * 4096)",
+                "        else:",
+                "            os.write(fd, line)",
                 "        os.fsync(fd)",
                 "        print(n, flush=True)",
                 "except OSError as e:",
                 "    print('ERROR', e, flush=True)",
                 "    sys.exit(1)");
-        pod = new ProcessBuilder("python3", "-c", script, file.toString(), stop.toString()).redirectErrorStream(true).start();
+        pod = new ProcessBuilder("python3", "-c", script, file.toString(), stop.toString(), rawBlock ? "block" : "file")
+                .redirectErrorStream(true).start();
         Thread reader = new Thread(() -> {
             try (BufferedReader r = new BufferedReader(new InputStreamReader(pod.getInputStream(), StandardCharsets.UTF_8))) {
                 for (String line; (line = r.readLine()) != null; ) {
@@ -258,6 +287,24 @@ class NodeRestartUnderLoadTest {
         }, "pod-output");
         reader.setDaemon(true);
         reader.start();
+    }
+
+    /** The first {@code count} 4 KiB records of a block device, each up to its first newline. */
+    private static List<String> records(Path device, long count) throws IOException {
+        List<String> out = new java.util.ArrayList<>();
+        try (var in = java.nio.channels.FileChannel.open(device)) {
+            ByteBuffer record = ByteBuffer.allocate(4096);
+            for (long i = 0; i < count; i++) {
+                record.clear();
+                while (record.hasRemaining() && in.read(record, i * 4096 + record.position()) > 0) {
+                    // whole record
+                }
+                String text = new String(record.array(), StandardCharsets.US_ASCII);
+                int end = text.indexOf('\n');
+                out.add(end < 0 ? "" : text.substring(0, end));
+            }
+        }
+        return out;
     }
 
     private void awaitWritten(AtomicLong written, long atLeast, AtomicReference<String> error) throws InterruptedException {

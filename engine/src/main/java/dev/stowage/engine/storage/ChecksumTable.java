@@ -35,8 +35,11 @@ import java.util.zip.CRC32C;
  * marked unsettled, whose entries recovery rebuilds from the data after a crash. Only changes of
  * presence (a block's first write in this layer, a torn first write dropped) are written back at
  * every flush ({@link #writeBack}{@code (true)}): recovery cannot rebuild an entry that says
- * "absent" while the data is there. Pages written back and not changed since can be dropped from
- * memory ({@link #release}), under the same exclusion of writers that makes settling safe.
+ * "absent" while the data is there. For the same reason a first write's entries are also copied
+ * to the file's page cache before the write is acknowledged ({@link #share}): a node process that
+ * dies leaves the page cache behind for the one that takes over its FUSE connection. Pages written
+ * back and not changed since can be dropped from memory ({@link #release}), under the same
+ * exclusion of writers that makes settling safe.
  *
  * <p>Threading: {@link #get} and {@link #put} are safe from any thread (aligned 8-byte accesses);
  * callers serialise updates of one entry. {@link #writeBack} may run alongside them (one
@@ -159,7 +162,12 @@ final class ChecksumTable implements Closeable {
         return k.map.getLong((int) ((block & ENTRY_MASK) << ENTRY_SHIFT));
     }
 
-    void put(long block, long entry) throws IOException {
+    /**
+     * Sets the entry of {@code block}. Returns whether that changed the block's presence (a first
+     * write in this layer, or a torn one dropped): such a change reaches the file only through
+     * {@link #share} or a write-back.
+     */
+    boolean put(long block, long entry) throws IOException {
         int c = (int) (block >>> ENTRIES_SHIFT);
         Chunk[] cs = chunks;
         Chunk k = c < cs.length ? cs[c] : null;
@@ -184,6 +192,41 @@ final class ChecksumTable implements Closeable {
             if (!k.anyUrgent) {
                 k.anyUrgent = true;
             }
+        }
+        return presenceChanged;
+    }
+
+    /**
+     * Copies the entries of blocks {@code first} to {@code first + count - 1} to the file (its page
+     * cache; durable only after the file's next fdatasync), so that a process that opens the layer
+     * after this one died sees them. Why: with the fd keeper, a FUSE connection outlives the node
+     * process that acknowledged writes on it, and the kernel's next flush is answered by the node
+     * that takes over. Data and the unsettled marks live in the kernel and survive the process; a
+     * first write's presence in this process's private table page would not, and the block would
+     * read from the layers below although the application's fsync succeeded. Overwrites need no
+     * copy: their regions are marked unsettled, and recovery rebuilds those entries from the data.
+     * Runs under the write-back lock, so a write-back of an older copy of the page cannot land
+     * after it.
+     */
+    void share(long first, int count) throws IOException {
+        writeBackLock.lock();
+        try {
+            long end = first + count;
+            for (long b = first; b < end; ) {
+                int c = (int) (b >>> ENTRIES_SHIFT);
+                Chunk k = chunks[c]; // mapped by the put that changed the entry
+                long chunkEnd = Math.min(end, (long) (c + 1) << ENTRIES_SHIFT);
+                int from = (int) ((b & ENTRY_MASK) << ENTRY_SHIFT);
+                int to = (int) (((chunkEnd - 1) & ENTRY_MASK) << ENTRY_SHIFT) + (1 << ENTRY_SHIFT);
+                ByteBuffer src = k.map.duplicate().position(from).limit(to);
+                long pos = ((long) c << CHUNK_SHIFT) + from;
+                while (src.hasRemaining()) {
+                    pos += channel.write(src, pos);
+                }
+                b = chunkEnd;
+            }
+        } finally {
+            writeBackLock.unlock();
         }
     }
 

@@ -318,13 +318,16 @@ public final class LayeredReplicaStore implements ReplicaStore {
             int start = src.position();
             boolean[] skip = s.skip;
             int skipped = 0;
+            int firstNew = -1; // the range of blocks this run writes for the first time in the layer
+            int lastNew = -1;
             for (int j = 0; j < blocks; j++) {
                 int crc = crc(src, start + (j << SHIFT), s);
                 skip[j] = crc == ZERO_BLOCK_CRC && heldNowhere(h, b + j) && ChecksumTable.isZeroBlock(src, start + (j << SHIFT));
                 if (skip[j]) {
                     skipped++;
-                } else {
-                    h.table.put(b + j, ChecksumTable.encode(crc, h.table.get(b + j)));
+                } else if (h.table.put(b + j, ChecksumTable.encode(crc, h.table.get(b + j)))) {
+                    firstNew = firstNew < 0 ? j : firstNew;
+                    lastNew = j;
                 }
             }
             int limit = src.limit();
@@ -350,6 +353,9 @@ public final class LayeredReplicaStore implements ReplicaStore {
                 }
             } finally {
                 src.limit(limit).position(start + (blocks << SHIFT));
+            }
+            if (firstNew >= 0) {
+                h.table.share(b + firstNew, lastNew - firstNew + 1);
             }
         } finally {
             unlockRange(b, blocks);
@@ -394,9 +400,12 @@ public final class LayeredReplicaStore implements ReplicaStore {
             blk.put(src);
             src.limit(limit);
             int crc = crc(blk, 0, s);
-            h.table.put(b, ChecksumTable.encode(crc, previous));
+            boolean first = h.table.put(b, ChecksumTable.encode(crc, previous));
             blk.clear();
             h.writeData(blk, b << SHIFT);
+            if (first) {
+                h.table.share(b, 1);
+            }
         } finally {
             lock.unlock();
         }

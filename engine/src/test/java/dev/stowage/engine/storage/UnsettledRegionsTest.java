@@ -145,6 +145,35 @@ class UnsettledRegionsTest extends PoolTestBase {
         }
     }
 
+    /**
+     * A node process that dies leaves the kernel's page cache behind, and with the fd keeper the
+     * next process answers the flush that follows writes the dead one acknowledged. So every write
+     * acknowledged and not flushed must read back in a store opened from what the files hold:
+     * overwrites are rebuilt from the data, and a first write's presence must be in the file.
+     */
+    @Test
+    void writesAProcessAcknowledgedBeforeItDiedReadBackInTheNext(@TempDir Path after) throws Exception {
+        ReplicaStore vol = reopen().create("vol", 8 * MIB);
+        write(vol, 0, pattern(1, 4 * BS));
+        vol.flush();
+        pool.snapshot("vol", "s");
+        write(vol, 0, pattern(2, BS)); // the head's first write of block 0, over the snapshot's
+        vol.flush();
+        write(vol, 0, pattern(3, BS)); // an overwrite in the head
+        write(vol, BS, pattern(4, BS)); // the head's first write of block 1, over the snapshot's
+        write(vol, 5 * MIB, pattern(5, 2 * BS)); // blocks nothing held before
+        write(vol, 6 * MIB + 100, pattern(6, 300)); // part of a block nothing held before
+        copyAsACrashLeavesIt(after); // no flush: the process dies, the page cache stays
+
+        try (FileStoragePool next = FileStoragePool.open(after, PoolManifest.CommitHook.NONE, Duration.ZERO)) {
+            ReplicaStore again = next.open("vol").orElseThrow();
+            assertArrayEquals(pattern(3, BS), read(again, 0, BS), "the overwrite");
+            assertArrayEquals(pattern(4, BS), read(again, BS, BS), "a first write, not the snapshot's block");
+            assertArrayEquals(pattern(5, 2 * BS), read(again, 5 * MIB, 2 * BS), "first writes, not zeros");
+            assertArrayEquals(pattern(6, 300), read(again, 6 * MIB + 100, 300), "a partial first write, not zeros");
+        }
+    }
+
     @Test
     void tablePagesWrittenBackCanBeDroppedFromMemoryAndChangedAgain() throws IOException {
         ReplicaStore vol = reopen().create("vol", 8 * MIB);
