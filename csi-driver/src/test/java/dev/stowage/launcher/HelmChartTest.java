@@ -28,6 +28,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -38,6 +39,7 @@ import org.junit.jupiter.api.io.TempDir;
  * every stowage command line parses, and with its default values it renders what the plain
  * manifests in deploy/kubernetes say, so that the two cannot drift apart.
  */
+@Tag("helm")
 class HelmChartTest {
     private static final Path KUBERNETES = Path.of("..", "deploy", "kubernetes").toAbsolutePath().normalize();
     private static final Path CHART = KUBERNETES.resolve("helm").resolve("stowage");
