@@ -14,7 +14,6 @@ import io.fabric8.kubernetes.api.model.Volume;
 import io.fabric8.kubernetes.api.model.VolumeMount;
 import io.fabric8.kubernetes.api.model.apps.DaemonSet;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
-import io.fabric8.kubernetes.api.model.apps.StatefulSet;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -152,11 +151,12 @@ class HelmChartTest {
         for (HasMetadata o : objects) {
             String key = key(o);
             assertEquals(List.of(), KubernetesManifests.unknownFields(o), key + ": fields the object model does not know");
-            PodTemplateSpec template = template(o);
+            PodTemplateSpec template = KubernetesManifests.template(o).orElse(null);
             if (template == null) {
                 continue;
             }
-            assertTrue(selects(selector(o), template), key + ": its selector does not pick its own pods");
+            assertTrue(selects(KubernetesManifests.selector(o).orElseThrow(), template),
+                    key + ": its selector does not pick its own pods");
             PodSpec pod = template.getSpec();
             Set<String> volumes = pod.getVolumes().stream().map(Volume::getName).collect(Collectors.toSet());
             assertEquals(pod.getVolumes().size(), volumes.size(), key + ": volume names repeat");
@@ -190,29 +190,6 @@ class HelmChartTest {
         return selector != null && selector.getMatchLabels() != null && !selector.getMatchLabels().isEmpty()
                 && selector.getMatchLabels().entrySet().stream()
                 .allMatch(e -> e.getValue().equals(labels == null ? null : labels.get(e.getKey())));
-    }
-
-    private static PodTemplateSpec template(HasMetadata o) {
-        if (o instanceof DaemonSet d) {
-            return d.getSpec().getTemplate();
-        }
-        if (o instanceof Deployment d) {
-            return d.getSpec().getTemplate();
-        }
-        if (o instanceof StatefulSet s) {
-            return s.getSpec().getTemplate();
-        }
-        return null;
-    }
-
-    private static LabelSelector selector(HasMetadata o) {
-        if (o instanceof DaemonSet d) {
-            return d.getSpec().getSelector();
-        }
-        if (o instanceof Deployment d) {
-            return d.getSpec().getSelector();
-        }
-        return ((StatefulSet) o).getSpec().getSelector();
     }
 
     private static Container stowage(PodSpec pod) {

@@ -3,7 +3,9 @@ package dev.stowage.launcher;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
 import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.LabelSelector;
 import io.fabric8.kubernetes.api.model.PodSpec;
+import io.fabric8.kubernetes.api.model.PodTemplateSpec;
 import io.fabric8.kubernetes.api.model.apps.DaemonSet;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
 import io.fabric8.kubernetes.api.model.apps.StatefulSet;
@@ -67,17 +69,36 @@ final class KubernetesManifests {
     }
 
     /** The pod template of a workload (DaemonSet, Deployment, StatefulSet), or empty for other kinds. */
-    static Optional<PodSpec> podSpec(HasMetadata o) {
+    static Optional<PodTemplateSpec> template(HasMetadata o) {
         if (o instanceof DaemonSet d) {
-            return Optional.of(d.getSpec().getTemplate().getSpec());
+            return Optional.of(d.getSpec().getTemplate());
         }
         if (o instanceof Deployment d) {
-            return Optional.of(d.getSpec().getTemplate().getSpec());
+            return Optional.of(d.getSpec().getTemplate());
         }
         if (o instanceof StatefulSet s) {
-            return Optional.of(s.getSpec().getTemplate().getSpec());
+            return Optional.of(s.getSpec().getTemplate());
         }
         return Optional.empty();
+    }
+
+    /** The pod selector of a workload, or empty for other kinds. */
+    static Optional<LabelSelector> selector(HasMetadata o) {
+        if (o instanceof DaemonSet d) {
+            return Optional.of(d.getSpec().getSelector());
+        }
+        if (o instanceof Deployment d) {
+            return Optional.of(d.getSpec().getSelector());
+        }
+        if (o instanceof StatefulSet s) {
+            return Optional.of(s.getSpec().getSelector());
+        }
+        return Optional.empty();
+    }
+
+    /** The pod spec of a workload, or empty for other kinds. */
+    static Optional<PodSpec> podSpec(HasMetadata o) {
+        return template(o).map(PodTemplateSpec::getSpec);
     }
 
     /**

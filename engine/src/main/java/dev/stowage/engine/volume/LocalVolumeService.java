@@ -470,8 +470,8 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
         try {
             Frontend.ExportOptions options =
                     new Frontend.ExportOptions(taken.getAttachment().getReadOnly(), config.exportDirectIo());
-            java.util.Optional<Frontend.Export> kept = resume ? resumeExport(volumeId, coordinator, options)
-                    : java.util.Optional.empty();
+            Optional<Frontend.Export> kept = resume ? resumeExport(volumeId, coordinator, options)
+                    : Optional.empty();
             if (kept.isPresent()) {
                 export = kept.get();
             } else {
@@ -528,14 +528,14 @@ public final class LocalVolumeService implements VolumeService, AutoCloseable {
     }
 
     /** The export an earlier process left alive, taken over; empty if there is none or it cannot be. */
-    private java.util.Optional<Frontend.Export> resumeExport(String volumeId, Coordinator coordinator,
+    private Optional<Frontend.Export> resumeExport(String volumeId, Coordinator coordinator,
             Frontend.ExportOptions options) {
         try {
             return frontend.resume(volumeId, coordinator, options);
         } catch (IOException | RuntimeException e) {
             LOG.warn("volume {}: taking over the export an earlier process left failed, exporting anew: {}",
                     volumeId, e.toString());
-            return java.util.Optional.empty();
+            return Optional.empty();
         }
     }
 

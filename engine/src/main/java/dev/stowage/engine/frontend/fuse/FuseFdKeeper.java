@@ -52,7 +52,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class FuseFdKeeper implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(FuseFdKeeper.class);
-    private static final int MAX_REQUEST = 4096;
+    static final int MAX_LINE = 4096;
 
     private final Path socket;
     private final ServerSocketChannel server;
@@ -117,7 +117,7 @@ public final class FuseFdKeeper implements AutoCloseable {
     public void serve() {
         while (server.isOpen()) {
             try (SocketChannel client = server.accept()) {
-                String request = readLine(client);
+                String request = readLine(client, requestTimeout, "no request line");
                 String reply;
                 try {
                     reply = handle(request);
@@ -242,18 +242,22 @@ public final class FuseFdKeeper implements AutoCloseable {
         }
     }
 
-    /** The client's request line, read within the request timeout; the channel is blocking again after. */
-    private String readLine(SocketChannel channel) throws IOException {
-        ByteBuffer buffer = ByteBuffer.allocate(MAX_REQUEST);
+    /**
+     * One line of the keeper's protocol from {@code channel}: up to a newline, the end of the
+     * stream or {@link #MAX_LINE} bytes, whichever comes first, read within {@code timeout}; else
+     * a SocketTimeoutException saying "{@code noLine} within N ms". Serves both ends: the keeper
+     * reading a request, the node reading the answer. The channel is blocking again afterwards.
+     */
+    static String readLine(SocketChannel channel, java.time.Duration timeout, String noLine) throws IOException {
+        ByteBuffer buffer = ByteBuffer.allocate(MAX_LINE);
         channel.configureBlocking(false);
         try (java.nio.channels.Selector selector = java.nio.channels.Selector.open()) {
             channel.register(selector, java.nio.channels.SelectionKey.OP_READ);
-            long deadline = System.nanoTime() + requestTimeout.toNanos();
+            long deadline = System.nanoTime() + timeout.toNanos();
             while (buffer.hasRemaining()) {
                 long left = (deadline - System.nanoTime()) / 1_000_000;
                 if (left <= 0) {
-                    throw new java.net.SocketTimeoutException("no request line within " + requestTimeout.toMillis()
-                            + " ms; connection closed");
+                    throw new java.net.SocketTimeoutException(noLine + " within " + timeout.toMillis() + " ms");
                 }
                 if (selector.select(left) == 0) {
                     continue;

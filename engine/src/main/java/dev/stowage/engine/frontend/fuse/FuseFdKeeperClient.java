@@ -72,27 +72,11 @@ final class FuseFdKeeperClient {
     }
 
     private String request(String line) throws IOException {
-        try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX);
-                java.nio.channels.Selector selector = java.nio.channels.Selector.open()) {
+        try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
             channel.connect(UnixDomainSocketAddress.of(socket)); // a local socket: at once, or refused
             channel.write(ByteBuffer.wrap((line + "\n").getBytes(StandardCharsets.UTF_8)));
             channel.shutdownOutput();
-            channel.configureBlocking(false);
-            channel.register(selector, java.nio.channels.SelectionKey.OP_READ);
-            ByteBuffer reply = ByteBuffer.allocate(4096);
-            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.MILLISECONDS.toNanos(TIMEOUT_MILLIS);
-            while (reply.hasRemaining()) {
-                long left = java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
-                if (left <= 0) {
-                    throw new IOException("no answer within " + TIMEOUT_MILLIS + " ms");
-                }
-                selector.select(left);
-                selector.selectedKeys().clear();
-                if (channel.read(reply) < 0) {
-                    break;
-                }
-            }
-            return new String(reply.array(), 0, reply.position(), StandardCharsets.UTF_8).strip();
+            return FuseFdKeeper.readLine(channel, java.time.Duration.ofMillis(TIMEOUT_MILLIS), "no answer");
         } catch (IOException e) {
             throw new IOException("fd keeper on " + socket + ": " + line.split(" ")[0] + " failed: " + e.getMessage(), e);
         }

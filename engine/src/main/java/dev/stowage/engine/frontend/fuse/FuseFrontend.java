@@ -68,6 +68,9 @@ public final class FuseFrontend implements Frontend {
     private final Map<String, FuseExport> exports = new HashMap<>();
     private final Set<String> busy = new HashSet<>();
     private boolean closed;
+    // The keeper's socket file as last found answering, and when it was last asked (keeper-check thread only).
+    private Object keeperSocketSeen;
+    private long lastKeeperCheck;
 
     public FuseFrontend(FuseFrontendConfig config) {
         this.config = Objects.requireNonNull(config, "config");
@@ -190,14 +193,6 @@ public final class FuseFrontend implements Frontend {
         }
     }
 
-    /**
-     * Hands the keeper again every export it does not hold: a keeper that restarted holds nothing,
-     * and the next crash of this process would fail those volumes' I/O.
-     */
-    // Used by the keeper-check thread only.
-    private Object keeperSocketSeen;
-    private long lastKeeperCheck;
-
     /** Checks the keeper when its socket file changed, and every {@link #KEEPER_CHECK_SECONDS} anyway. */
     private void lookAtKeeper() {
         Object socket;
@@ -217,7 +212,11 @@ public final class FuseFrontend implements Frontend {
         }
     }
 
-    /** Hands the keeper what it does not hold; returns whether the keeper answered (or nothing was to be held). */
+    /**
+     * Hands the keeper again every export it does not hold: a keeper that restarted holds nothing,
+     * and the next crash of this process would fail those volumes' I/O. Returns whether the keeper
+     * answered (or nothing was to be held).
+     */
     private boolean checkKeeper() {
         List<FuseExport> all;
         synchronized (this) {

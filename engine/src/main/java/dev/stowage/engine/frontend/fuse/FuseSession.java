@@ -263,17 +263,33 @@ final class FuseSession implements AutoCloseable {
         initLatch.countDown();
     }
 
-    AtomicBoolean poller() {
-        return poller;
-    }
-
-    AtomicInteger busy() {
-        return busy;
-    }
-
     /** How long a worker polls for the next request before it sleeps; 0: never. */
     long pollNanos() {
         return pollNanos;
+    }
+
+    /** A worker starts handling a request. */
+    void requestStarted() {
+        busy.incrementAndGet();
+    }
+
+    /** A worker finished handling a request. */
+    void requestDone() {
+        busy.decrementAndGet();
+    }
+
+    /** Whether no worker is handling a request: the load is low enough for one to poll. */
+    boolean idle() {
+        return busy.get() == 0;
+    }
+
+    /** Takes the one polling role of the session; false if another worker holds it. */
+    boolean takePollingRole() {
+        return poller.compareAndSet(false, true);
+    }
+
+    void givePollingRoleBack() {
+        poller.set(false);
     }
 
     void workerExited() {

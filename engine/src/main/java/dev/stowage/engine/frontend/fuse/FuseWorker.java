@@ -71,16 +71,16 @@ final class FuseWorker implements Runnable {
                     log.warn("volume {}: short FUSE request of {} bytes ignored", session.volumeId(), n);
                     continue;
                 }
-                session.busy().incrementAndGet();
+                session.requestStarted();
                 try {
                     handle((int) n);
                 } finally {
-                    session.busy().decrementAndGet();
+                    session.requestDone();
                 }
             }
         } finally {
             if (polling) {
-                session.poller().set(false);
+                session.givePollingRoleBack();
             }
             session.workerExited();
         }
@@ -100,13 +100,13 @@ final class FuseWorker implements Runnable {
         if (window <= 0) {
             return LIBC.read(fd, inPtr, in.capacity());
         }
-        boolean alone = session.busy().get() == 0;
+        boolean alone = session.idle();
         if (polling && !alone) {
             stopPolling(); // others are busy: requests come in parallel and the sleepers take them
-        } else if (!polling && alone && session.poller().compareAndSet(false, true)) {
+        } else if (!polling && alone && session.takePollingRole()) {
             polling = setNonBlocking(true);
             if (!polling) {
-                session.poller().set(false);
+                session.givePollingRoleBack();
             }
         }
         if (polling) {
@@ -125,7 +125,7 @@ final class FuseWorker implements Runnable {
     private void stopPolling() {
         if (setNonBlocking(false)) { // else it keeps polling and tries again after the next request
             polling = false;
-            session.poller().set(false);
+            session.givePollingRoleBack();
         }
     }
 
