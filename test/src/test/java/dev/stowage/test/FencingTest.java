@@ -17,8 +17,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
@@ -110,7 +108,7 @@ class FencingTest {
         BlockWorkload workload = new BlockWorkload(oldDevice, BLOCKS, WRITES_PER_FLUSH).start();
         workload.awaitFlushes(50, Duration.ofSeconds(60));
 
-        try (RemoteVolumeService api = RemoteVolumeService.connect(managementEndpoint("n1"))) {
+        try (RemoteVolumeService api = RemoteVolumeService.connect(cluster.managementEndpoint("n1"))) {
             StowageException refused = assertThrows(StowageException.class, () -> api.publish(volumeId, "n1", false));
             assertEquals(ErrorCode.FAILED_PRECONDITION, refused.code(), refused.getMessage());
             assertEquals("n1", api.publish(volumeId, "n1", false, true).attachment().orElseThrow().nodeId());
@@ -152,7 +150,7 @@ class FencingTest {
         Instant cutAt = Instant.now();
         List<String> healthyAfterCut;
         try (NetworkCut cut = NetworkCut.from(cluster.spec("n4").ip());
-             RemoteVolumeService api = RemoteVolumeService.connect(managementEndpoint("n1"))) {
+             RemoteVolumeService api = RemoteVolumeService.connect(cluster.managementEndpoint("n1"))) {
             assertTrue(workload.awaitEnd(Duration.ofSeconds(60)), "the writer on the cut-off coordinator's device"
                     + " did not fail within 60 s of the cut (" + workload.flushes() + " flushes)");
             assertInstanceOf(IOException.class, workload.failure(), "the writer must end with an I/O error");
@@ -180,12 +178,12 @@ class FencingTest {
         do {
             assertThrows(IOException.class, () -> BlockWorkload.writeOneDirect(oldDevice, PATTERN - 1, 0),
                     "a write through the old coordinator must fail once the cut has healed");
-        } while (!logged("n4", "fenced at epoch") && Instant.now().isBefore(healed.plusSeconds(90)));
-        assertTrue(logged("n4", "fenced at epoch"), "n4 reached its replicas again within 90 s but was not fenced");
+        } while (!cluster.logged("n4", "fenced at epoch") && Instant.now().isBefore(healed.plusSeconds(90)));
+        assertTrue(cluster.logged("n4", "fenced at epoch"), "n4 reached its replicas again within 90 s but was not fenced");
         System.out.printf("network cut: n4 fenced %d ms after the cut healed%n",
                 Duration.between(healed, Instant.now()).toMillis());
         BlockWorkload.verifyPattern(newDevice, PATTERN, BLOCKS);
-        try (RemoteVolumeService api = RemoteVolumeService.connect(managementEndpoint("n1"))) {
+        try (RemoteVolumeService api = RemoteVolumeService.connect(cluster.managementEndpoint("n1"))) {
             Volume atEnd = api.getVolume(volumeId).orElseThrow();
             assertTrue(healthy(atEnd).containsAll(healthyAfterCut), "the old coordinator must not change the"
                     + " volume's record: healthy after the cut " + healthyAfterCut + ", now " + atEnd.replicas());
@@ -210,10 +208,6 @@ class FencingTest {
                 .map(Volume.Replica::nodeId).toList();
     }
 
-    private boolean logged(String node, String text) throws IOException {
-        return Files.readAllLines(cluster.node(node).log()).stream().anyMatch(l -> l.contains(text));
-    }
-
     private String createVolume(String name) {
         try (CsiClient c = cluster.csi("n1")) {
             return c.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName(name)
@@ -221,17 +215,5 @@ class FencingTest {
                     .setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(64L << 20)).build())
                     .getVolume().getVolumeId();
         }
-    }
-
-    /** The management API address {@code node} logged at start (tests bind it to a free port). */
-    private String managementEndpoint(String node) throws IOException {
-        Pattern serving = Pattern.compile("is serving the management API on (\\S+)");
-        for (String line : Files.readAllLines(cluster.node(node).log())) {
-            Matcher m = serving.matcher(line);
-            if (m.find()) {
-                return m.group(1);
-            }
-        }
-        throw new IllegalStateException("node " + node + " logged no management API address");
     }
 }

@@ -5,11 +5,13 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * A network cut of one node on loopback: an iptables rule drops every packet the node sends from
- * its address (its replication traffic leaves from the address it advertises), so it reaches no
- * replica while the rest of the cluster talks on. Its etcd session is not cut (that client does
- * not bind the node's address), which is the partition a forced take-over is for. Closing removes
- * the rule; a test that opens a cut closes it in a finally block, also when it fails.
+ * A network cut of one node on loopback. {@link #from} and {@link #between} drop what the node sends
+ * from its address (its replication traffic leaves from the address it advertises), so it reaches
+ * no replica while the rest of the cluster talks on; its etcd session is not cut (that client does
+ * not bind the node's address), which is the partition a forced take-over is for. {@link #isolating}
+ * drops everything the node's process sends, etcd included: a node on the wrong side of a real
+ * partition. Closing removes the rule; a test that opens a cut closes it in a finally block, also
+ * when it fails.
  */
 final class NetworkCut implements AutoCloseable {
     private final List<String> rule;
@@ -28,6 +30,14 @@ final class NetworkCut implements AutoCloseable {
     static NetworkCut between(String sourceIp, String destinationIp) throws IOException, InterruptedException {
         return open(List.of("INPUT", "-i", "lo", "-s", loopback("sourceIp", sourceIp) + "/32",
                 "-d", loopback("destinationIp", destinationIp) + "/32", "-j", "DROP"));
+    }
+
+    /**
+     * Cuts every packet sent by a socket of a process in {@code group}: all of a node's traffic,
+     * both ways in effect (what reaches it goes unanswered, TCP acknowledgements included).
+     */
+    static NetworkCut isolating(NodeCgroup group) throws IOException, InterruptedException {
+        return open(List.of("OUTPUT", "-m", "cgroup", "--path", group.path(), "-j", "DROP"));
     }
 
     private static String loopback(String field, String ip) {

@@ -19,13 +19,20 @@ public final class StowageNode implements AutoCloseable {
     private final Path socket;
     private final Path log;
     private final List<String> extraArgs;
+    /** The cgroup the process starts in (null: the test's own). */
+    private final NodeCgroup cgroup;
     private Process process;
 
     public StowageNode(Path dataDir, Path socket, Path log, List<String> extraArgs) {
+        this(dataDir, socket, log, extraArgs, null);
+    }
+
+    StowageNode(Path dataDir, Path socket, Path log, List<String> extraArgs, NodeCgroup cgroup) {
         this.dataDir = dataDir;
         this.socket = socket;
         this.log = log;
         this.extraArgs = List.copyOf(extraArgs);
+        this.cgroup = cgroup;
     }
 
     /** The checkout's root, passed by the build as the system property stowage.home. */
@@ -45,7 +52,7 @@ public final class StowageNode implements AutoCloseable {
                 "--data-dir", dataDir.toString(), "--csi-endpoint", endpoint(), "--api-listen", "127.0.0.1:0"));
         cmd.addAll(extraArgs);
         Files.createDirectories(log.getParent());
-        process = new ProcessBuilder(cmd)
+        process = new ProcessBuilder(cgroup == null ? cmd : cgroup.wrap(cmd))
                 .redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()))
                 .start();

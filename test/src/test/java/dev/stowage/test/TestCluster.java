@@ -4,6 +4,7 @@ import csi.v1.Csi;
 import dev.stowage.engine.cluster.etcd.EtcdProcess;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -16,6 +17,8 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * A real cluster on one machine for fault tests: an etcd server and named {@code bin/stowage node}
@@ -29,25 +32,34 @@ import java.util.concurrent.Future;
  * <p>Threading: one test thread; {@link #startNodes} starts nodes in parallel internally.
  */
 public final class TestCluster implements AutoCloseable {
-    /** How a node is started: its id, 127.0.0.x address, topology labels (null: none) and role. */
-    public record NodeSpec(String id, String ip, String zone, String rack, boolean storageless, List<String> extraArgs) {
+    /**
+     * How a node is started: its id, 127.0.0.x address, topology labels (null: none), role, and
+     * whether its process runs in a cgroup of its own (so that {@link #isolate} can cut it off).
+     */
+    public record NodeSpec(String id, String ip, String zone, String rack, boolean storageless, List<String> extraArgs,
+                           boolean ownCgroup) {
         public NodeSpec {
             extraArgs = List.copyOf(extraArgs);
         }
 
         public static NodeSpec storage(String id, String ip, String zone, String rack) {
-            return new NodeSpec(id, ip, zone, rack, false, List.of());
+            return new NodeSpec(id, ip, zone, rack, false, List.of(), false);
         }
 
         public static NodeSpec storageless(String id, String ip, String zone) {
-            return new NodeSpec(id, ip, zone, null, true, List.of());
+            return new NodeSpec(id, ip, zone, null, true, List.of(), false);
         }
 
         /** The same node started with more command-line options. */
         public NodeSpec with(String... args) {
             List<String> all = new ArrayList<>(extraArgs);
             all.addAll(List.of(args));
-            return new NodeSpec(id, ip, zone, rack, storageless, all);
+            return new NodeSpec(id, ip, zone, rack, storageless, all, ownCgroup);
+        }
+
+        /** The same node started in a cgroup of its own, so that a test can {@link #isolate} it. */
+        public NodeSpec inOwnCgroup() {
+            return new NodeSpec(id, ip, zone, rack, storageless, extraArgs, true);
         }
     }
 
@@ -58,6 +70,7 @@ public final class TestCluster implements AutoCloseable {
     private final EtcdProcess etcd;
     private final Map<String, StowageNode> nodes = new LinkedHashMap<>();
     private final Map<String, NodeSpec> specs = new LinkedHashMap<>();
+    private final Map<String, NodeCgroup> cgroups = new LinkedHashMap<>();
 
     private TestCluster(Path dir, Path logs, EtcdProcess etcd) {
         this.dir = dir;
@@ -113,9 +126,17 @@ public final class TestCluster implements AutoCloseable {
                 args.add("--storageless");
             }
             args.addAll(spec.extraArgs());
+            NodeCgroup group = null;
+            if (spec.ownCgroup()) {
+                group = cgroups.get(spec.id());
+                if (group == null) {
+                    group = NodeCgroup.create(dir.getFileName() + "-" + spec.id());
+                    cgroups.put(spec.id(), group);
+                }
+            }
             StowageNode node = new StowageNode(dir.resolve(spec.id()).resolve("data"),
                     dir.resolve(spec.id()).resolve("csi.sock"),
-                    logs.resolve(spec.id() + "-" + System.nanoTime() + ".log"), args);
+                    logs.resolve(spec.id() + "-" + System.nanoTime() + ".log"), args, group);
             nodes.put(spec.id(), node);
             specs.put(spec.id(), spec);
             starting.add(node);
@@ -181,6 +202,36 @@ public final class TestCluster implements AutoCloseable {
     /** The log file of {@code id}'s current process. */
     public Path log(String id) {
         return node(id).log();
+    }
+
+    /**
+     * Cuts node {@code id} off from everything, etcd included, until the returned cut is closed:
+     * a real partition, with the node's process running on. The node must have been started
+     * {@link NodeSpec#inOwnCgroup}.
+     */
+    public NetworkCut isolate(String id) throws IOException, InterruptedException {
+        NodeCgroup group = cgroups.get(id);
+        if (group == null) {
+            throw new IllegalArgumentException("node " + id + " was not started in a cgroup of its own");
+        }
+        return NetworkCut.isolating(group);
+    }
+
+    /** Whether the current process of node {@code id} has logged a line containing {@code text}. */
+    public boolean logged(String id, String text) throws IOException {
+        return Files.readAllLines(node(id).log()).stream().anyMatch(l -> l.contains(text));
+    }
+
+    /** The management API address node {@code id} logged at start (tests bind it to a free port). */
+    public String managementEndpoint(String id) throws IOException {
+        Pattern serving = Pattern.compile("is serving the management API on (\\S+)");
+        for (String line : Files.readAllLines(node(id).log())) {
+            Matcher m = serving.matcher(line);
+            if (m.find()) {
+                return m.group(1);
+            }
+        }
+        throw new IllegalStateException("node " + id + " logged no management API address");
     }
 
     /** SIGSTOP: the node freezes (no I/O served, no lease kept alive) without dying. */
@@ -289,6 +340,13 @@ public final class TestCluster implements AutoCloseable {
         try {
             HostCleanup.cleanup(dir);
         } finally {
+            for (Map.Entry<String, NodeCgroup> e : cgroups.entrySet()) {
+                try {
+                    e.getValue().close();
+                } catch (IOException | InterruptedException | RuntimeException ex) {
+                    System.err.println("cluster: removing node " + e.getKey() + "'s cgroup failed: " + ex);
+                }
+            }
             etcd.close();
         }
     }
