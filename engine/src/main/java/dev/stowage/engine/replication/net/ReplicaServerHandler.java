@@ -22,8 +22,11 @@ import org.slf4j.LoggerFactory;
  * One connection of the replica server. Frames arrive on the event loop. Small WRITEs are served
  * right there (see {@link #INLINE_WRITE_MAX}): they only copy into the page cache, and handing each one to the I/O executor and its
  * response back cost two thread wake-ups per write, the largest part of a replica's CPU under
- * random 4 KiB writes. Everything that may wait on the disk (READ, FLUSH, GENERATIONS, control
- * requests) goes to the server's I/O executor, and its response is written back from there.
+ * random 4 KiB writes. So is a FLUSH that is the only request in flight on the connection and has
+ * little to write back ({@link #INLINE_FLUSH_MAX_BYTES}): an application that fsyncs after each
+ * write waits for exactly those two wake-ups, and nothing else on the connection waits behind it.
+ * Everything else that may wait on the disk (READ, other FLUSHes, GENERATIONS, control requests)
+ * goes to the server's I/O executor, and its response is written back from there.
  *
  * <p>Back-pressure: past {@link #HIGH_WATER} requests in flight on this connection the channel
  * stops reading until they drop below {@link #LOW_WATER}.
@@ -43,6 +46,14 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
      * event loop of a connection costs more than the hand-off to the I/O executor.
      */
     static final int INLINE_WRITE_MAX = 64 << 10;
+    /**
+     * Most bytes written since a volume's previous flush for a FLUSH to be served on the event
+     * loop. Such a flush writes back a few pages, whose writeback the store mostly started as they
+     * were written, then flushes the device cache: tens of microseconds. One after a burst of
+     * writes may wait on the disk for hundreds of milliseconds, and the other connections of the
+     * event loop with it, so it goes to the executor.
+     */
+    static final long INLINE_FLUSH_MAX_BYTES = 64 << 10;
 
     private final ReplicaServer server;
     private final Executor executor;
@@ -65,10 +76,12 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
         if (!authenticated && !authenticate(ctx, req)) {
             return;
         }
-        if (inFlight.incrementAndGet() > HIGH_WATER) {
+        int queued = inFlight.incrementAndGet();
+        if (queued > HIGH_WATER) {
             ctx.channel().config().setAutoRead(false);
         }
-        if (req.typeByte() == FrameType.WRITE.code() && req.length() <= INLINE_WRITE_MAX) {
+        if (req.typeByte() == FrameType.WRITE.code() && req.length() <= INLINE_WRITE_MAX
+                || req.typeByte() == FrameType.FLUSH.code() && queued == 1 && smallFlush(req)) {
             serve(ctx, req);
             return;
         }
@@ -81,6 +94,12 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
                 req.release();
             }
         }
+    }
+
+    /** Whether FLUSH {@code req} names an open volume with little to write back (see {@link #INLINE_FLUSH_MAX_BYTES}). */
+    private boolean smallFlush(Frame req) {
+        ReplicaVolume v = handles.get(req.handle());
+        return v != null && v.bytesSinceFlush() <= INLINE_FLUSH_MAX_BYTES;
     }
 
     /**

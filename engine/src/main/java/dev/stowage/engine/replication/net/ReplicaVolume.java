@@ -55,6 +55,8 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
     final LongAdder reads = new LongAdder();
     final LongAdder bytesRead = new LongAdder();
     final LongAdder flushes = new LongAdder();
+    /** {@link #bytesWritten} as of the start of the latest completed flush. */
+    private final java.util.concurrent.atomic.AtomicLong bytesAtFlush = new java.util.concurrent.atomic.AtomicLong();
 
     ReplicaVolume(String volumeId, ReplicaStore store, RegionGenerations generations, EpochFile epoch) {
         this.volumeId = volumeId;
@@ -281,10 +283,21 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
      */
     void flush(long watermark) throws IOException {
         heard(watermark);
+        long covered = bytesWritten.sum();
         java.util.Map<Long, Long> recorded = generations.unpersisted();
         store.flush();
         generations.persist(recorded);
         flushes.increment();
+        bytesAtFlush.accumulateAndGet(covered, Math::max);
+    }
+
+    /**
+     * Bytes written since the last completed flush started: at most what a flush now has to write
+     * back before its device cache flush (the store starts a flush's first writes on their way to
+     * the disk as they arrive). A write still in progress is not counted yet.
+     */
+    long bytesSinceFlush() {
+        return bytesWritten.sum() - bytesAtFlush.get();
     }
 
     boolean isDeleted() {

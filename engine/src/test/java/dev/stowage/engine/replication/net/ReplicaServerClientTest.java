@@ -190,6 +190,33 @@ class ReplicaServerClientTest {
         assertTrue(server.counters("other").isEmpty());
     }
 
+    /**
+     * What decides whether a FLUSH may run on the event loop: the bytes written since the previous
+     * flush. A flush after 12 KiB qualifies, one after a 1 MiB burst does not, and both still
+     * make their writes durable and readable.
+     */
+    @Test
+    void aFlushKnowsHowMuchItHasToWriteBack() throws Exception {
+        RemoteReplica r = get(client.openAsync(VOL, 1));
+        ReplicaVolume v = server.volume(VOL);
+        for (int i = 0; i < 3; i++) {
+            get(r.writeAsync(i * 4096L, ByteBuffer.wrap(random(4096, i)), (1L << 40) | (i + 1)));
+        }
+        assertEquals(3 * 4096, v.bytesSinceFlush());
+        assertTrue(v.bytesSinceFlush() <= ReplicaServerHandler.INLINE_FLUSH_MAX_BYTES);
+        get(r.flushAsync());
+        assertEquals(0, v.bytesSinceFlush());
+
+        get(r.writeAsync(MIB, ByteBuffer.wrap(random((int) MIB, 7)), (1L << 40) | 4));
+        assertEquals(MIB, v.bytesSinceFlush());
+        assertTrue(v.bytesSinceFlush() > ReplicaServerHandler.INLINE_FLUSH_MAX_BYTES);
+        get(r.flushAsync());
+        assertEquals(0, v.bytesSinceFlush());
+        assertArrayEquals(random(4096, 2), read(r, 2 * 4096, 4096));
+        assertArrayEquals(random((int) MIB, 7), read(r, MIB, (int) MIB));
+        assertEquals(2, server.counters(VOL).orElseThrow().flushes());
+    }
+
     @Test
     void aThousandPipelinedWritesThenReadBack() throws Exception {
         RemoteReplica r = get(client.openAsync(VOL, 1));
