@@ -80,7 +80,7 @@ final class FuseExport implements Frontend.Export {
      * refused. Synchronized with {@link #close}, so the fds handed over are still this session's.
      */
     synchronized boolean keepAgain() {
-        return !closed && frontend.keep(volumeId, session);
+        return !closed && frontend.keeper().keep(volumeId, session);
     }
 
     /**
@@ -94,7 +94,7 @@ final class FuseExport implements Frontend.Export {
         if (closed) {
             return;
         }
-        if (!frontend.keeperHolds(volumeId)) {
+        if (!frontend.keeper().holds(volumeId)) {
             close();
             return;
         }
@@ -117,7 +117,7 @@ final class FuseExport implements Frontend.Export {
             failure = e;
         }
         session.close();
-        frontend.release(volumeId);
+        frontend.keeper().release(volumeId);
         try {
             // Devices a dead process left on this path, kept while mounts referred to them: the
             // volume leaves this node, so its publications should be gone (CSI unpublishes first).

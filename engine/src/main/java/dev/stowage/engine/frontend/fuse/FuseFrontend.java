@@ -51,41 +51,16 @@ public final class FuseFrontend implements Frontend {
     private static final Logger log = LoggerFactory.getLogger(FuseFrontend.class);
 
     private static final String KEPT_LOOPS = ".kept-loops";
-    /** How often the fd keeper is asked whether it still holds every export (it loses all when it restarts). */
-    static final long KEEPER_CHECK_SECONDS = 5;
-    /**
-     * How often the keeper's socket file is looked at: a keeper that starts binds a new one, so a
-     * changed file is a restarted keeper, asked at once instead of at the next regular check. That
-     * narrows the time in which a crash of this process would fail its pods' I/O because the new
-     * keeper holds nothing yet, from up to 5 s to about 1 s, for a stat(2) a second.
-     */
-    static final long KEEPER_SOCKET_LOOK_MILLIS = 1000;
 
     private final FuseFrontendConfig config;
-    private final FuseFdKeeperClient keeper;
-    /** Re-registers exports with a keeper that lost them (it restarted); null without a keeper. */
-    private final java.util.concurrent.ScheduledExecutorService keeperCheck;
+    private final FuseKeeperLink keeper;
     private final Map<String, FuseExport> exports = new HashMap<>();
     private final Set<String> busy = new HashSet<>();
     private boolean closed;
-    // The keeper's socket file as last found answering, and when it was last asked (keeper-check thread only).
-    private Object keeperSocketSeen;
-    private long lastKeeperCheck;
 
     public FuseFrontend(FuseFrontendConfig config) {
         this.config = Objects.requireNonNull(config, "config");
-        this.keeper = config.fdKeeperSocket() == null ? null : new FuseFdKeeperClient(config.fdKeeperSocket());
-        if (keeper == null) {
-            this.keeperCheck = null;
-        } else {
-            this.keeperCheck = java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
-                Thread t = new Thread(r, "fuse-keeper-check");
-                t.setDaemon(true);
-                return t;
-            });
-            keeperCheck.scheduleWithFixedDelay(this::lookAtKeeper, KEEPER_SOCKET_LOOK_MILLIS, KEEPER_SOCKET_LOOK_MILLIS,
-                    java.util.concurrent.TimeUnit.MILLISECONDS);
-        }
+        this.keeper = new FuseKeeperLink(config.fdKeeperSocket(), this::currentExports);
         log.info("FUSE frontend: run directory {}, {} threads per volume, max write {} bytes, max background {}",
                 config.runDirectory(), config.threadsPerVolume(), config.maxWriteBytes(), config.maxBackground());
     }
@@ -129,7 +104,7 @@ public final class FuseFrontend implements Frontend {
                 export.close();
                 throw new IOException("FUSE frontend was closed while volume " + volumeId + " was being exported");
             }
-            keep(volumeId, session);
+            keeper.keep(volumeId, session);
             log.info("volume {}: exported as {} over FUSE file {} ({} bytes, {} threads, {}{})", volumeId,
                     loop.device(), mountpoint, target.sizeBytes(), config.threadsPerVolume(),
                     loop.directIo() ? "direct I/O" : "buffered I/O", options.readOnly() ? ", read-only" : "");
@@ -150,19 +125,13 @@ public final class FuseFrontend implements Frontend {
     @Override
     public Optional<Export> resume(String volumeId, BlockTarget target, ExportOptions options) throws IOException {
         Objects.requireNonNull(target, "target");
-        if (keeper == null) {
+        if (config.fdKeeperSocket() == null) {
             return Optional.empty();
         }
         Path mountpoint = mountpointOf(volumeId);
         reserve(volumeId);
         try {
-            Optional<List<Integer>> fds;
-            try {
-                fds = keeper.take(fileName(volumeId));
-            } catch (IOException e) {
-                log.warn("volume {}: cannot ask the fd keeper for its FUSE connection: {}", volumeId, e.getMessage());
-                return Optional.empty();
-            }
+            Optional<List<Integer>> fds = keeper.take(volumeId);
             if (fds.isEmpty()) {
                 return Optional.empty();
             }
@@ -182,7 +151,7 @@ public final class FuseFrontend implements Frontend {
                 export.close();
                 throw new IOException("FUSE frontend was closed while volume " + volumeId + " was being resumed");
             }
-            keep(volumeId, session);
+            keeper.keep(volumeId, session);
             log.info("volume {}: resumed the export an earlier process left as {} over FUSE file {} ({} threads)",
                     volumeId, loop.get().device(), mountpoint, session.fds().size());
             return Optional.of(export);
@@ -193,93 +162,14 @@ public final class FuseFrontend implements Frontend {
         }
     }
 
-    /** Checks the keeper when its socket file changed, and every {@link #KEEPER_CHECK_SECONDS} anyway. */
-    private void lookAtKeeper() {
-        Object socket;
-        try {
-            socket = java.nio.file.Files.readAttributes(config.fdKeeperSocket(),
-                    java.nio.file.attribute.BasicFileAttributes.class).fileKey();
-        } catch (IOException e) {
-            socket = null; // no keeper listening right now
-        }
-        long now = System.nanoTime();
-        boolean changed = socket != null && !socket.equals(keeperSocketSeen);
-        if (changed || now - lastKeeperCheck >= java.util.concurrent.TimeUnit.SECONDS.toNanos(KEEPER_CHECK_SECONDS)) {
-            lastKeeperCheck = now;
-            if (checkKeeper() && socket != null) {
-                keeperSocketSeen = socket; // else looked at again next time
-            }
-        }
+    /** The exports of this process now (for the keeper link's check). */
+    private synchronized List<FuseExport> currentExports() {
+        return new ArrayList<>(exports.values());
     }
 
-    /**
-     * Hands the keeper again every export it does not hold: a keeper that restarted holds nothing,
-     * and the next crash of this process would fail those volumes' I/O. Returns whether the keeper
-     * answered (or nothing was to be held).
-     */
-    private boolean checkKeeper() {
-        List<FuseExport> all;
-        synchronized (this) {
-            all = new ArrayList<>(exports.values());
-        }
-        if (all.isEmpty()) {
-            return true;
-        }
-        List<String> held;
-        try {
-            held = keeper.list();
-        } catch (IOException e) {
-            log.debug("fd keeper not reachable: {}", e.getMessage());
-            return false;
-        }
-        for (FuseExport export : all) {
-            if (!held.contains(fileName(export.volumeId())) && export.keepAgain()) {
-                log.info("volume {}: the fd keeper did not hold its FUSE connection (did it restart?); it does again",
-                        export.volumeId());
-            }
-        }
-        return true;
-    }
-
-    /** Has the fd keeper hold the session's fds (replacing an earlier process's); a failure only costs that protection. */
-    boolean keep(String volumeId, FuseSession session) {
-        if (keeper == null) {
-            return false;
-        }
-        try {
-            keeper.hold(fileName(volumeId), session.fds());
-            return true;
-        } catch (IOException e) {
-            log.warn("volume {}: the fd keeper does not hold its FUSE connection, so it would not survive a restart"
-                    + " of this process: {}", volumeId, e.getMessage());
-            return false;
-        }
-    }
-
-    /** Whether the fd keeper holds {@code volumeId}'s connection, so that its export can outlive this process. */
-    boolean keeperHolds(String volumeId) {
-        if (keeper == null) {
-            return false;
-        }
-        try {
-            return keeper.list().contains(fileName(volumeId));
-        } catch (IOException e) {
-            log.warn("volume {}: cannot ask the fd keeper whether it holds the FUSE connection: {}", volumeId,
-                    e.getMessage());
-            return false;
-        }
-    }
-
-    /** Has the fd keeper let go of what it holds for {@code volumeId}. */
-    void release(String volumeId) {
-        if (keeper == null) {
-            return;
-        }
-        try {
-            keeper.drop(fileName(volumeId));
-        } catch (IOException e) {
-            log.warn("volume {}: the fd keeper may still hold its ended FUSE connection: {}", volumeId, e.getMessage());
-        }
+    /** This frontend's link to the fd keeper (one that holds nothing without a keeper socket). */
+    FuseKeeperLink keeper() {
+        return keeper;
     }
 
     @Override
@@ -292,7 +182,7 @@ public final class FuseFrontend implements Frontend {
             busy.add(volumeId);
         }
         try {
-            release(volumeId);
+            keeper.release(volumeId);
             removeLeftovers(volumeId, mountpoint);
         } finally {
             synchronized (this) {
@@ -362,9 +252,7 @@ public final class FuseFrontend implements Frontend {
 
     @Override
     public void close() {
-        if (keeperCheck != null) {
-            keeperCheck.shutdownNow();
-        }
+        keeper.close();
         List<FuseExport> all;
         synchronized (this) {
             closed = true;
