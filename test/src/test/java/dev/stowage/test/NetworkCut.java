@@ -40,6 +40,15 @@ final class NetworkCut implements AutoCloseable {
         return open(List.of("OUTPUT", "-m", "cgroup", "--path", group.path(), "-j", "DROP"));
     }
 
+    /**
+     * Cuts what a process in {@code group} sends to TCP port {@code port} only (etcd's client port,
+     * say): the node loses that service while the rest of its traffic flows.
+     */
+    static NetworkCut isolatingFrom(NodeCgroup group, int port) throws IOException, InterruptedException {
+        return open(List.of("OUTPUT", "-m", "cgroup", "--path", group.path(), "-p", "tcp", "--dport",
+                Integer.toString(port), "-j", "DROP"));
+    }
+
     private static String loopback(String field, String ip) {
         if (!ip.startsWith("127.")) {
             throw new IllegalArgumentException(field + ": only loopback addresses are cut in tests: " + ip);

@@ -210,11 +210,24 @@ public final class TestCluster implements AutoCloseable {
      * {@link NodeSpec#inOwnCgroup}.
      */
     public NetworkCut isolate(String id) throws IOException, InterruptedException {
+        return NetworkCut.isolating(cgroupOf(id));
+    }
+
+    /**
+     * Cuts node {@code id} off from etcd only, until the returned cut is closed: its lease expires
+     * and the cluster sees it leave, while its replication traffic flows. The node must have been
+     * started {@link NodeSpec#inOwnCgroup}.
+     */
+    public NetworkCut cutFromEtcd(String id) throws IOException, InterruptedException {
+        return NetworkCut.isolatingFrom(cgroupOf(id), etcd.endpoint().getPort());
+    }
+
+    private NodeCgroup cgroupOf(String id) {
         NodeCgroup group = cgroups.get(id);
         if (group == null) {
             throw new IllegalArgumentException("node " + id + " was not started in a cgroup of its own");
         }
-        return NetworkCut.isolating(group);
+        return group;
     }
 
     /** Whether the current process of node {@code id} has logged a line containing {@code text}. */
@@ -244,11 +257,24 @@ public final class TestCluster implements AutoCloseable {
         signal(id, "CONT");
     }
 
+    /** SIGSTOP of etcd: the metadata store stops answering while every connection to it stays open. */
+    public void stopEtcd() {
+        signal(etcd.pid(), "STOP", "etcd");
+    }
+
+    /** SIGCONT after {@link #stopEtcd}. */
+    public void resumeEtcd() {
+        signal(etcd.pid(), "CONT", "etcd");
+    }
+
     private void signal(String id, String signal) {
-        StowageNode n = node(id);
-        HostCleanup.ProcessResult r = HostCleanup.run("kill", "-" + signal, Long.toString(n.pid()));
+        signal(node(id).pid(), signal, id);
+    }
+
+    private static void signal(long pid, String signal, String what) {
+        HostCleanup.ProcessResult r = HostCleanup.run("kill", "-" + signal, Long.toString(pid));
         if (r.exitCode() != 0) {
-            throw new IllegalStateException("kill -" + signal + " " + n.pid() + " (" + id + ") failed: " + r.stderr());
+            throw new IllegalStateException("kill -" + signal + " " + pid + " (" + what + ") failed: " + r.stderr());
         }
     }
 
@@ -347,6 +373,7 @@ public final class TestCluster implements AutoCloseable {
                     System.err.println("cluster: removing node " + e.getKey() + "'s cgroup failed: " + ex);
                 }
             }
+            HostCleanup.run("kill", "-CONT", Long.toString(etcd.pid())); // a stopped etcd holds SIGTERM
             etcd.close();
         }
     }

@@ -6,6 +6,7 @@ import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
@@ -73,6 +74,9 @@ public final class ReplicatedCoordinator implements Coordinator {
 
     /** What the coordinator believes of each replica. */
     public enum State { HEALTHY, REBUILDING, STALE }
+
+    /** Nodes whose replica answered although their node had left the cluster (logged once each). */
+    private final Set<String> answeredDespite = ConcurrentHashMap.newKeySet();
 
     private static final class Member {
         final ReplicaEndpoint endpoint;
@@ -176,13 +180,36 @@ public final class ReplicatedCoordinator implements Coordinator {
 
     /**
      * Records that {@code nodeId}'s replica can no longer be reached (its node left the cluster),
-     * so that it stops receiving writes and the repair can start even while the volume is idle.
+     * so that it stops receiving writes and the repair can start even while the volume is idle;
+     * unless the replica still answers this coordinator. A node leaves the cluster when its lease
+     * in the metadata store expires, which says that the node lost the store, not that it lost
+     * this coordinator: when etcd is away for longer than the lease TTL, every node leaves at once
+     * on its return, and marking their replicas STALE would leave the volume with fewer healthy
+     * replicas (two of three were marked in the test that found this) and a resync of everything
+     * written meanwhile, for replicas that took every write. So the replica is asked a request first ({@code reason} names why it
+     * is suspect); one that answers it within the request deadline keeps its state.
      */
     public void markUnreachable(String nodeId, String reason) throws IOException {
         Member m = members.get(nodeId);
-        if (m != null) {
-            markStale(m, "membership check", new IOException(reason));
+        if (m == null || m.state == State.STALE) {
+            return;
         }
+        IOException unanswered;
+        try {
+            await(m.endpoint.generationsAsync(0, 0));
+            if (answeredDespite.add(nodeId)) {
+                LOG.info("volume {}: {}, but its replica still answers this coordinator; it stays {}", volumeId,
+                        reason, m.state);
+            }
+            return;
+        } catch (StaleEpochException e) {
+            fence(e); // it answered: another coordinator has the volume now
+            throw e;
+        } catch (IOException e) {
+            unanswered = new IOException(reason + "; its replica does not answer either: " + e.getMessage(), e);
+        }
+        answeredDespite.remove(nodeId);
+        markStale(m, "membership check", unanswered);
     }
 
     /** Drops a replica that was replaced by one on another node. */

@@ -366,6 +366,27 @@ class ReplicatedCoordinatorTest {
         assertEquals(List.of("STALE n3"), health.events, "a stale replica is not written to again");
     }
 
+    /**
+     * A replica whose node left the cluster (its lease expired: after an etcd outage, every node's
+     * has) is marked STALE only if it does not answer the coordinator either.
+     */
+    @Test
+    void aReplicaWhoseNodeLeftTheClusterIsMarkedStaleOnlyIfItDoesNotAnswer() throws Exception {
+        ReplicatedCoordinator c = coordinator(1);
+        write(c, 0, pattern(4096, 3));
+        c.markUnreachable("n2", "node n2 left the cluster");
+        assertEquals(List.of(), health.events, "a replica that answers is not marked stale");
+        assertEquals(State.HEALTHY, c.states().get("n2"));
+
+        nodes.get(2).stop();
+        c.markUnreachable("n3", "node n3 left the cluster");
+        assertEquals(List.of("STALE n3"), health.events);
+        assertEquals(State.STALE, c.states().get("n3"));
+        write(c, 4096, pattern(4096, 4));
+        c.flush();
+        assertArrayEquals(pattern(4096, 4), nodes.get(1).read(4096, 4096), "n2 still takes every write");
+    }
+
     @Test
     void withNoHealthyReplicaLeftIoFailsRatherThanServeStaleData() throws Exception {
         ReplicatedCoordinator c = coordinator(1);
