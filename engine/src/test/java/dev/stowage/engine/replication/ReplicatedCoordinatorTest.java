@@ -2,6 +2,7 @@ package dev.stowage.engine.replication;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -385,6 +386,77 @@ class ReplicatedCoordinatorTest {
         write(c, 4096, pattern(4096, 4));
         c.flush();
         assertArrayEquals(pattern(4096, 4), nodes.get(1).read(4096, 4096), "n2 still takes every write");
+    }
+
+    /**
+     * When the metadata store does not answer, a failed replica cannot be recorded STALE, so the
+     * writes that failed on it fail too (none is acknowledged). Eight writes failing together make
+     * one attempt to record it and share its failure, instead of eight attempts one after the
+     * other (each would wait out the store's timeout: 80 s with etcd's 10 s). A write that comes
+     * after the failed attempt tries again.
+     */
+    @Test
+    void writesThatFailTogetherShareOneFailedAttemptToRecordTheStaleReplica() throws Exception {
+        java.util.concurrent.atomic.AtomicInteger attempts = new java.util.concurrent.atomic.AtomicInteger();
+        ReplicatedCoordinator.ReplicaHealth unreachable = new ReplicatedCoordinator.ReplicaHealth() {
+            @Override
+            public void markStale(String nodeId, Throwable cause) throws IOException {
+                attempts.incrementAndGet();
+                try {
+                    Thread.sleep(500);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                throw new IOException("metadata store did not answer within 500 ms");
+            }
+
+            @Override
+            public void markRebuilding(String nodeId) throws IOException {
+                throw new IOException("metadata store did not answer");
+            }
+
+            @Override
+            public void markHealthy(String nodeId) throws IOException {
+                throw new IOException("metadata store did not answer");
+            }
+
+            @Override
+            public void rebuildProgress(String nodeId, int percent) throws IOException {
+                throw new IOException("metadata store did not answer");
+            }
+        };
+        Map<ReplicaEndpoint, State> replicas = new LinkedHashMap<>();
+        for (Node n : nodes) {
+            replicas.put(n.endpoint(1), State.HEALTHY);
+        }
+        ReplicatedCoordinator c = new ReplicatedCoordinator(VOLUME, 1, SIZE, "n1", replicas, unreachable,
+                IoThrottle.system(IoLimits.UNLIMITED));
+        coordinators.add(c);
+        nodes.get(2).stop();
+
+        java.util.concurrent.ExecutorService writers = java.util.concurrent.Executors.newFixedThreadPool(8);
+        try {
+            List<java.util.concurrent.Future<?>> pending = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                long offset = (long) i * REGION;
+                pending.add(writers.submit(() -> {
+                    write(c, offset, pattern(4096, offset));
+                    return null;
+                }));
+            }
+            for (java.util.concurrent.Future<?> f : pending) {
+                java.util.concurrent.ExecutionException e = assertThrows(java.util.concurrent.ExecutionException.class, () -> f.get(30, TimeUnit.SECONDS));
+                assertInstanceOf(IOException.class, e.getCause(), "a write that could not be recorded must fail");
+            }
+        } finally {
+            writers.shutdownNow();
+        }
+        assertEquals(1, attempts.get(), "writes that failed together tried to record the stale replica "
+                + attempts.get() + " times");
+        assertEquals(State.HEALTHY, c.states().get("n3"), "not recorded, so not STALE either");
+
+        assertThrows(IOException.class, () -> write(c, 0, pattern(4096, 9)));
+        assertEquals(2, attempts.get(), "a later write tries to record it again");
     }
 
     @Test
