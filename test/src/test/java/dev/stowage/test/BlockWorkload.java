@@ -60,6 +60,13 @@ public final class BlockWorkload {
         return this;
     }
 
+    /** Starts the writer and waits until {@code flushes} flushes completed (see {@link #awaitFlushes}). */
+    public BlockWorkload startAndAwait(long flushes, Duration timeout) throws InterruptedException {
+        start();
+        awaitFlushes(flushes, timeout);
+        return this;
+    }
+
     /** Completed flushes so far. */
     public long flushes() { return flushes.get(); }
 

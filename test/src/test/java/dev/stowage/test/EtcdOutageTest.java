@@ -4,10 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import csi.v1.Csi;
 import dev.stowage.engine.api.Volume;
 import dev.stowage.engine.api.grpc.RemoteVolumeService;
-import dev.stowage.test.TestCluster.NodeSpec;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -36,11 +34,7 @@ class EtcdOutageTest {
 
     @BeforeEach
     void startCluster() throws Exception {
-        cluster = TestCluster.start("etcd-outage");
-        cluster.startNodes(NodeSpec.storage("n1", "127.0.0.2", "zone-a", null),
-                NodeSpec.storage("n2", "127.0.0.3", "zone-b", null).inOwnCgroup(),
-                NodeSpec.storage("n3", "127.0.0.4", "zone-c", null),
-                NodeSpec.storageless("n4", "127.0.0.5", "zone-a"));
+        cluster = TestCluster.startThreeStorageNodesAndOneStorageless("etcd-outage", "n2");
     }
 
     @AfterEach
@@ -52,11 +46,8 @@ class EtcdOutageTest {
 
     @Test
     void attachedVolumesKeepServingThroughAnEtcdOutageAndComeOutUnchanged() throws Exception {
-        String volumeId = createVolume();
-        Path device = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
-        Volume before = volume(volumeId);
-        BlockWorkload workload = new BlockWorkload(device, BLOCKS, 8).start();
-        workload.awaitFlushes(50, Duration.ofSeconds(60));
+        Running run = startWorkload();
+        BlockWorkload workload = run.workload();
 
         long atStop = workload.flushes();
         cluster.stopEtcd();
@@ -75,7 +66,7 @@ class EtcdOutageTest {
             awaitLogged(node, "joined the cluster again");
         }
         Duration rejoined = Duration.between(resumed, Instant.now());
-        int verified = finish(workload, device, volumeId, before);
+        int verified = finish(run);
         System.out.printf("etcd outage: %d flushes during the %d s outage; all four nodes joined again within %d ms;"
                         + " %d flushed blocks verified%n", duringOutage, OUTAGE.toSeconds(), rejoined.toMillis(),
                 verified);
@@ -88,11 +79,8 @@ class EtcdOutageTest {
      */
     @Test
     void aReplicaWhoseNodeLostEtcdButNotItsCoordinatorStaysHealthy() throws Exception {
-        String volumeId = createVolume();
-        Path device = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
-        Volume before = volume(volumeId);
-        BlockWorkload workload = new BlockWorkload(device, BLOCKS, 8).start();
-        workload.awaitFlushes(50, Duration.ofSeconds(60));
+        Running run = startWorkload();
+        BlockWorkload workload = run.workload();
 
         long duringCut;
         Instant cutAt = Instant.now();
@@ -111,23 +99,38 @@ class EtcdOutageTest {
         assertTrue(cluster.logged("n4", "but its replica still answers this coordinator"),
                 "the coordinator never asked n2's replica whether it answers; see " + cluster.log("n4"));
         awaitLogged("n2", "joined the cluster again");
-        int verified = finish(workload, device, volumeId, before);
+        int verified = finish(run);
         System.out.printf("etcd cut from n2: seen to leave %d ms after the cut; %d flushes while it was away;"
                 + " %d flushed blocks verified%n", left.toMillis(), duringCut, verified);
     }
 
+    /** A repl=3 volume attached on n4, its record as attached, and a flushed workload on it. */
+    private record Running(String volumeId, Path device, Volume before, BlockWorkload workload) {
+    }
+
+    /** Creates and attaches the volume and starts the workload; returns once 50 flushes completed. */
+    private Running startWorkload() throws Exception {
+        String volumeId = cluster.createBlockVolume("n1", "outage", 3, 64L << 20);
+        Path device = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
+        Volume before = volume(volumeId);
+        BlockWorkload workload = new BlockWorkload(device, BLOCKS, 8).startAndAwait(50, Duration.ofSeconds(60));
+        return new Running(volumeId, device, before, workload);
+    }
+
     /**
      * Checks that the coordinator marked nothing stale, writes 50 more flushes, stops the writer,
-     * verifies every flushed block and compares the volume's record with {@code before}.
+     * verifies every flushed block and compares the volume's record with the one as attached.
      */
-    private int finish(BlockWorkload workload, Path device, String volumeId, Volume before) throws Exception {
+    private int finish(Running run) throws Exception {
+        BlockWorkload workload = run.workload();
+        Volume before = run.before();
         assertFalse(cluster.logged("n4", "marking it STALE"), "the coordinator marked a replica stale that took"
                 + " every write; see " + cluster.log("n4"));
         workload.awaitFlushes(workload.flushes() + 50, Duration.ofSeconds(60));
         assertTrue(workload.stop(Duration.ofSeconds(30)), "the writer did not stop");
         assertEquals(null, workload.failure(), "the writer failed");
-        int verified = workload.verify(device);
-        Volume after = volume(volumeId);
+        int verified = workload.verify(run.device());
+        Volume after = volume(run.volumeId());
         assertEquals(before.attachment().map(Volume.Attachment::nodeId), after.attachment().map(Volume.Attachment::nodeId),
                 "the attachment moved");
         assertEquals(before.replicas().stream().map(Volume.Replica::nodeId).sorted().toList(),
@@ -149,15 +152,6 @@ class EtcdOutageTest {
         while (!cluster.logged(node, text)) {
             assertTrue(Instant.now().isBefore(deadline), node + " did not log '" + text + "' within 60 s");
             Thread.sleep(200);
-        }
-    }
-
-    private String createVolume() {
-        try (CsiClient c = cluster.csi("n1")) {
-            return c.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName("outage")
-                    .addVolumeCapabilities(TestCluster.block()).putParameters("repl", "3")
-                    .setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(64L << 20)).build())
-                    .getVolume().getVolumeId();
         }
     }
 }

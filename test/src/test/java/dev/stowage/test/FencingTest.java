@@ -3,6 +3,7 @@ package dev.stowage.test;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -17,6 +18,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
@@ -30,6 +33,9 @@ import org.junit.jupiter.api.Test;
  * write the old coordinator had pending or takes afterwards must fail, the pattern must read back
  * unchanged through n1, and the old coordinator must not have touched the volume's record (its
  * replicas stay healthy).
+ *
+ * <p>n1 runs in a cgroup of its own, so that one case can cut it off from everything, etcd
+ * included: a real partition (see that case's comment).
  */
 @Tag("root")
 class FencingTest {
@@ -42,7 +48,7 @@ class FencingTest {
 
     @BeforeEach
     void startCluster() throws Exception {
-        cluster = TestCluster.startThreeStorageNodesAndOneStorageless("fencing");
+        cluster = TestCluster.startThreeStorageNodesAndOneStorageless("fencing", "n1");
     }
 
     @AfterEach
@@ -54,10 +60,10 @@ class FencingTest {
 
     @Test
     void aFrozenCoordinatorCanNoLongerWriteOnceTheVolumeIsAttachedElsewhere() throws Exception {
-        String volumeId = createVolume("fenced");
+        String volumeId = cluster.createBlockVolume("n1", "fenced", 3, 64L << 20);
         Path oldDevice = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
-        BlockWorkload workload = new BlockWorkload(oldDevice, BLOCKS, WRITES_PER_FLUSH).start();
-        workload.awaitFlushes(50, Duration.ofSeconds(60));
+        BlockWorkload workload = new BlockWorkload(oldDevice, BLOCKS, WRITES_PER_FLUSH)
+                .startAndAwait(50, Duration.ofSeconds(60));
 
         Instant frozen = Instant.now();
         cluster.stop("n4");
@@ -103,10 +109,10 @@ class FencingTest {
      */
     @Test
     void aLiveCoordinatorForcedOffCanNoLongerWrite() throws Exception {
-        String volumeId = createVolume("forced");
+        String volumeId = cluster.createBlockVolume("n1", "forced", 3, 64L << 20);
         Path oldDevice = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
-        BlockWorkload workload = new BlockWorkload(oldDevice, BLOCKS, WRITES_PER_FLUSH).start();
-        workload.awaitFlushes(50, Duration.ofSeconds(60));
+        BlockWorkload workload = new BlockWorkload(oldDevice, BLOCKS, WRITES_PER_FLUSH)
+                .startAndAwait(50, Duration.ofSeconds(60));
 
         try (RemoteVolumeService api = RemoteVolumeService.connect(cluster.managementEndpoint("n1"))) {
             StowageException refused = assertThrows(StowageException.class, () -> api.publish(volumeId, "n1", false));
@@ -141,10 +147,10 @@ class FencingTest {
      */
     @Test
     void aCutOffCoordinatorCanNoLongerWriteOnceTheVolumeIsAttachedElsewhere() throws Exception {
-        String volumeId = createVolume("cut");
+        String volumeId = cluster.createBlockVolume("n1", "cut", 3, 64L << 20);
         Path oldDevice = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
-        BlockWorkload workload = new BlockWorkload(oldDevice, BLOCKS, WRITES_PER_FLUSH).start();
-        workload.awaitFlushes(50, Duration.ofSeconds(60));
+        BlockWorkload workload = new BlockWorkload(oldDevice, BLOCKS, WRITES_PER_FLUSH)
+                .startAndAwait(50, Duration.ofSeconds(60));
 
         Path newDevice;
         Instant cutAt = Instant.now();
@@ -174,14 +180,8 @@ class FencingTest {
         }
         // Once TCP retransmits again (its back-off after the cut takes seconds), n4's requests reach
         // the replicas, which refuse its epoch: every write fails, and the refusal is what fences it.
-        Instant healed = Instant.now();
-        do {
-            assertThrows(IOException.class, () -> BlockWorkload.writeOneDirect(oldDevice, PATTERN - 1, 0),
-                    "a write through the old coordinator must fail once the cut has healed");
-        } while (!cluster.logged("n4", "fenced at epoch") && Instant.now().isBefore(healed.plusSeconds(90)));
-        assertTrue(cluster.logged("n4", "fenced at epoch"), "n4 reached its replicas again within 90 s but was not fenced");
-        System.out.printf("network cut: n4 fenced %d ms after the cut healed%n",
-                Duration.between(healed, Instant.now()).toMillis());
+        Duration fenced = cluster.awaitFenced("n4", oldDevice, PATTERN - 1);
+        System.out.printf("network cut: n4 fenced %d ms after the cut healed%n", fenced.toMillis());
         BlockWorkload.verifyPattern(newDevice, PATTERN, BLOCKS);
         try (RemoteVolumeService api = RemoteVolumeService.connect(cluster.managementEndpoint("n1"))) {
             Volume atEnd = api.getVolume(volumeId).orElseThrow();
@@ -190,6 +190,104 @@ class FencingTest {
         }
         if (healthyAfterCut.size() == 3) {
             assertConditionNormal(volumeId, "the old coordinator must not change the volume's record");
+        }
+    }
+
+    /**
+     * A real partition: the node that coordinates a repl=3 volume, and holds one of its replicas, is
+     * cut off from everything, etcd included, while its process runs on (a cgroup-matched iptables
+     * rule). What must hold:
+     *
+     * <ul>
+     *   <li>invariant 3: the cut-off coordinator acknowledges nothing more. Its local replica still
+     *       takes writes, but the other two fail, and marking them STALE needs etcd, which it cannot
+     *       reach; so every write fails instead of being acknowledged by one replica;
+     *   <li>the volume attaches on the other side of the cut without force (the node's lease expired),
+     *       with every write that completed a flush before the cut;
+     *   <li>invariant 2: once the cut heals, the old coordinator is fenced and its node rejoins the
+     *       cluster without touching the new attachment;
+     *   <li>invariant 4: the returning replica, which the old coordinator may still have written to
+     *       locally, is resynced to exactly the new coordinator's data: read from that replica alone
+     *       (the other two nodes killed), the pattern written during the cut is there.
+     * </ul>
+     */
+    @Test
+    void aCoordinatorCutOffFromEverythingAcknowledgesNothingAndItsReplicaComesBackExact() throws Exception {
+        String volumeId = cluster.createBlockVolume("n2", "partitioned", 3, 64L << 20);
+        Path oldDevice = cluster.attach("n1", volumeId, TestCluster.block(), Duration.ofSeconds(30));
+        BlockWorkload workload = new BlockWorkload(oldDevice, BLOCKS, WRITES_PER_FLUSH)
+                .startAndAwait(50, Duration.ofSeconds(60));
+
+        Path newDevice;
+        Instant cutAt = Instant.now();
+        Duration writerFailed;
+        Duration attachedElsewhere;
+        int verified;
+        try (NetworkCut cut = cluster.isolate("n1")) {
+            // 5 s replica deadline, then 10 s etcd timeout to record the others STALE, once for all
+            // the writes in flight (before, once per write in turn: 85 s in one run).
+            assertTrue(workload.awaitEnd(Duration.ofSeconds(40)), "the writer on the cut-off coordinator's device"
+                    + " did not fail within 40 s of the cut (" + workload.flushes() + " flushes)");
+            writerFailed = Duration.between(cutAt, Instant.now());
+            assertInstanceOf(IOException.class, workload.failure(), "the writer must end with an I/O error");
+
+            // No force: the CSI path takes the volume over once n1's lease has expired.
+            newDevice = cluster.attach("n2", volumeId, TestCluster.block(), Duration.ofSeconds(60));
+            attachedElsewhere = Duration.between(cutAt, Instant.now());
+            verified = workload.verify(newDevice);
+            BlockWorkload.writePattern(newDevice, PATTERN, BLOCKS);
+            try (RemoteVolumeService api = RemoteVolumeService.connect(cluster.managementEndpoint("n2"))) {
+                Map<String, Volume.ReplicaState> states = states(api, volumeId);
+                assertNotEquals(Volume.ReplicaState.HEALTHY, states.get("n1"),
+                        "n1's replica missed the pattern, yet is recorded healthy: " + states);
+            }
+        }
+        Instant healed = Instant.now();
+        System.out.printf("partition: %d flushes on n1 before the cut; its writer failed %d ms after the cut with %s;"
+                        + " attached on n2 %d ms after the cut; %d flushed blocks verified there%n",
+                workload.flushes(), writerFailed.toMillis(), workload.failure(), attachedElsewhere.toMillis(), verified);
+
+        // The cut healed: n1 joins again, and its coordinator, still holding the old device, is fenced
+        // by the replicas' epoch (its TCP back-off after the cut may take a while to retransmit).
+        await(Duration.ofSeconds(90), "n1 to join the cluster again", () -> cluster.logged("n1", "joined the cluster again"));
+        cluster.awaitFenced("n1", oldDevice, PATTERN - 1);
+        cluster.unstage("n1", volumeId, oldDevice);
+
+        try (RemoteVolumeService api = RemoteVolumeService.connect(cluster.managementEndpoint("n2"))) {
+            Volume.Attachment a = api.getVolume(volumeId).orElseThrow().attachment().orElseThrow();
+            assertEquals("n2", a.nodeId(), "n1's return moved the attachment");
+            assertTrue(a.devicePath().isPresent(), "n1's clean-up cleared n2's device: " + a);
+            await(Duration.ofSeconds(120), "n1's replica to be resynced",
+                    () -> states(api, volumeId).get("n1") == Volume.ReplicaState.HEALTHY);
+        }
+        Duration resynced = Duration.between(healed, Instant.now());
+        BlockWorkload.verifyPattern(newDevice, PATTERN, BLOCKS);
+
+        // Now n1's replica alone: the nodes of the other two die, and the volume comes back on n1.
+        cluster.kill("n2");
+        cluster.kill("n3");
+        cluster.releaseHostState("n2");
+        Path onlyN1 = cluster.attach("n1", volumeId, TestCluster.block(), Duration.ofSeconds(60));
+        BlockWorkload.verifyPattern(onlyN1, PATTERN, BLOCKS);
+        System.out.printf("partition: n1 fenced and resynced %d ms after the cut healed; its replica alone reads"
+                + " back all %d pattern blocks%n", resynced.toMillis(), BLOCKS);
+    }
+
+    private static Map<String, Volume.ReplicaState> states(RemoteVolumeService api, String volumeId) {
+        return api.getVolume(volumeId).orElseThrow().replicas().stream()
+                .collect(Collectors.toMap(Volume.Replica::nodeId, Volume.Replica::state));
+    }
+
+    @FunctionalInterface
+    private interface Condition {
+        boolean holds() throws Exception;
+    }
+
+    private static void await(Duration timeout, String what, Condition condition) throws Exception {
+        Instant deadline = Instant.now().plus(timeout);
+        while (!condition.holds()) {
+            assertTrue(Instant.now().isBefore(deadline), "waited " + timeout.toSeconds() + " s for " + what);
+            Thread.sleep(200);
         }
     }
 
@@ -206,14 +304,5 @@ class FencingTest {
     private static List<String> healthy(Volume v) {
         return v.replicas().stream().filter(r -> r.state() == Volume.ReplicaState.HEALTHY)
                 .map(Volume.Replica::nodeId).toList();
-    }
-
-    private String createVolume(String name) {
-        try (CsiClient c = cluster.csi("n1")) {
-            return c.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName(name)
-                    .addVolumeCapabilities(TestCluster.block()).putParameters("repl", "3")
-                    .setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(64L << 20)).build())
-                    .getVolume().getVolumeId();
-        }
     }
 }

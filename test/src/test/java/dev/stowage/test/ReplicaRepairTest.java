@@ -38,15 +38,6 @@ class ReplicaRepairTest {
                 .with("--replica-replace-timeout", Integer.toString(replaceSeconds));
     }
 
-    private static String create(TestCluster cluster, String via, int repl, long bytes) {
-        try (CsiClient c = cluster.csi(via)) {
-            return c.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName("v")
-                    .addVolumeCapabilities(TestCluster.block()).putParameters("repl", Integer.toString(repl))
-                    .setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(bytes)).build())
-                    .getVolume().getVolumeId();
-        }
-    }
-
     private static Csi.ControllerGetVolumeResponse get(TestCluster cluster, String via, String volumeId) {
         try (CsiClient c = cluster.csi(via)) {
             return c.controller().controllerGetVolume(Csi.ControllerGetVolumeRequest.newBuilder()
@@ -108,7 +99,7 @@ class ReplicaRepairTest {
     void aReturningReplicaCopiesOnlyWhatItMissed() throws Exception {
         try (TestCluster cluster = TestCluster.start("repair-resync")) {
             cluster.startNodes(storage("n1", 600), storage("n2", 600), storage("n3", 600));
-            String volumeId = create(cluster, "n1", 3, 256 * MIB);
+            String volumeId = cluster.createBlockVolume("n1", "v", 3, 256 * MIB);
             Path device = cluster.attach("n1", volumeId, TestCluster.block(), Duration.ofSeconds(30));
             byte[] base = pattern((int) (32 * MIB), 1);
             write(device, 0, base);
@@ -159,7 +150,7 @@ class ReplicaRepairTest {
             int span = (int) (64 * MIB);
             cluster.startNodes(storage("n1", 600).with("--rebuild-bandwidth", Long.toString(4 * MIB)),
                     storage("n2", 600), storage("n3", 600));
-            String volumeId = create(cluster, "n1", 3, 128 * MIB);
+            String volumeId = cluster.createBlockVolume("n1", "v", 3, 128 * MIB);
             Path device = cluster.attach("n1", volumeId, TestCluster.block(), Duration.ofSeconds(30));
             byte[] model = pattern(span, 1);
             write(device, 0, model);
@@ -218,7 +209,7 @@ class ReplicaRepairTest {
         try (TestCluster cluster = TestCluster.start("repair-snapshot")) {
             cluster.startNodes(storage("n1", 600).with("--rebuild-bandwidth", Long.toString(MIB)),
                     storage("n2", 600), storage("n3", 600));
-            String volumeId = create(cluster, "n1", 3, 64 * MIB);
+            String volumeId = cluster.createBlockVolume("n1", "v", 3, 64 * MIB);
             Path device = cluster.attach("n1", volumeId, TestCluster.block(), Duration.ofSeconds(30));
             write(device, 0, pattern((int) (8 * MIB), 1));
             cluster.kill("n3");
@@ -273,7 +264,7 @@ class ReplicaRepairTest {
     void aReplicaAwayPastTheTimeoutIsRebuiltOnAnotherNode() throws Exception {
         try (TestCluster cluster = TestCluster.start("repair-replace")) {
             cluster.startNodes(storage("n1", 4), storage("n2", 4), storage("n3", 4), storage("n4", 4));
-            String volumeId = create(cluster, "n1", 3, 128 * MIB);
+            String volumeId = cluster.createBlockVolume("n1", "v", 3, 128 * MIB);
             Set<String> before = replicaNodes(get(cluster, "n1", volumeId).getVolume());
             String coordinatorNode = before.iterator().next();
             String lost = before.stream().filter(n -> !n.equals(coordinatorNode)).findFirst().orElseThrow();

@@ -52,13 +52,7 @@ class TakeoverConsistencyTest {
 
     @Test
     void theReplicasAgreeAfterTheCoordinatorDiedWithWritesInFlight() throws Exception {
-        String volumeId;
-        try (CsiClient c = cluster.csi("n1")) {
-            volumeId = c.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName("takeover")
-                    .addVolumeCapabilities(TestCluster.block()).putParameters("repl", "3")
-                    .setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(SIZE)).build())
-                    .getVolume().getVolumeId();
-        }
+        String volumeId = cluster.createBlockVolume("n1", "takeover", 3, SIZE);
         Path device = cluster.attach("n4", volumeId, TestCluster.block(), Duration.ofSeconds(30));
         AtomicBoolean stop = new AtomicBoolean();
         AtomicLong written = new AtomicLong();

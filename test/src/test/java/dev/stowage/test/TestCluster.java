@@ -1,5 +1,8 @@
 package dev.stowage.test;
 
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import csi.v1.Csi;
 import dev.stowage.engine.cluster.etcd.EtcdProcess;
 import io.grpc.Status;
@@ -91,15 +94,20 @@ public final class TestCluster implements AutoCloseable {
 
     /**
      * The cluster most tests need: storage nodes n1-n3 in zones a, b, c on 127.0.0.2-4 and the
-     * storage-less node n4 (zone a) on 127.0.0.5.
+     * storage-less node n4 (zone a) on 127.0.0.5; the nodes named in {@code inOwnCgroup} run in a
+     * cgroup of their own (see {@link #isolate}).
      */
-    public static TestCluster startThreeStorageNodesAndOneStorageless(String name) throws Exception {
+    public static TestCluster startThreeStorageNodesAndOneStorageless(String name, String... inOwnCgroup)
+            throws Exception {
         TestCluster cluster = start(name);
         try {
-            cluster.startNodes(NodeSpec.storage("n1", "127.0.0.2", "zone-a", null),
+            List<String> own = List.of(inOwnCgroup);
+            List<NodeSpec> specs = new ArrayList<>(List.of(NodeSpec.storage("n1", "127.0.0.2", "zone-a", null),
                     NodeSpec.storage("n2", "127.0.0.3", "zone-b", null),
                     NodeSpec.storage("n3", "127.0.0.4", "zone-c", null),
-                    NodeSpec.storageless("n4", "127.0.0.5", "zone-a"));
+                    NodeSpec.storageless("n4", "127.0.0.5", "zone-a")));
+            specs.replaceAll(spec -> own.contains(spec.id()) ? spec.inOwnCgroup() : spec);
+            cluster.startNodes(specs.toArray(NodeSpec[]::new));
             return cluster;
         } catch (Exception | Error e) {
             cluster.close();
@@ -235,6 +243,23 @@ public final class TestCluster implements AutoCloseable {
         return Files.readAllLines(node(id).log()).stream().anyMatch(l -> l.contains(text));
     }
 
+    /**
+     * After a cut that kept node {@code id} from its replicas has healed: writes through
+     * {@code oldDevice} (its coordinator's device of a volume attached elsewhere since, with a
+     * block of sequence {@code seq}) must fail, until the node logs that its coordinator was fenced
+     * by the replicas' epoch, which must happen within 90 s (TCP retransmits again only after its
+     * back-off). Returns how long the fencing took.
+     */
+    public Duration awaitFenced(String id, Path oldDevice, long seq) throws Exception {
+        Instant healed = Instant.now();
+        do {
+            assertThrows(IOException.class, () -> BlockWorkload.writeOneDirect(oldDevice, seq, 0),
+                    "a write through " + id + "'s old coordinator must fail once the cut has healed");
+        } while (!logged(id, "fenced at epoch") && Instant.now().isBefore(healed.plusSeconds(90)));
+        assertTrue(logged(id, "fenced at epoch"), id + " reached its replicas again within 90 s but was not fenced");
+        return Duration.between(healed, Instant.now());
+    }
+
     /** The management API address node {@code id} logged at start (tests bind it to a free port). */
     public String managementEndpoint(String id) throws IOException {
         Pattern serving = Pattern.compile("is serving the management API on (\\S+)");
@@ -334,6 +359,19 @@ public final class TestCluster implements AutoCloseable {
                     .setVolumeCapability(cap).build());
         }
         return target;
+    }
+
+    /**
+     * Creates a raw block volume through {@code node}'s CSI controller: CreateVolume named
+     * {@code name} with {@code repl} replicas and {@code bytes} of capacity. Returns its id.
+     */
+    public String createBlockVolume(String node, String name, int repl, long bytes) {
+        try (CsiClient c = csi(node)) {
+            return c.controller().createVolume(Csi.CreateVolumeRequest.newBuilder().setName(name)
+                    .addVolumeCapabilities(block()).putParameters("repl", Integer.toString(repl))
+                    .setCapacityRange(Csi.CapacityRange.newBuilder().setRequiredBytes(bytes)).build())
+                    .getVolume().getVolumeId();
+        }
     }
 
     /** NodeUnpublish and NodeUnstage of {@code volumeId} on {@code node} (the publication in the controller stays). */
