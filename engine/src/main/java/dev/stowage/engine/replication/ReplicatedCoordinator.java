@@ -189,8 +189,9 @@ public final class ReplicatedCoordinator implements Coordinator {
      * this coordinator: when etcd is away for longer than the lease TTL, every node leaves at once
      * on its return, and marking their replicas STALE would leave the volume with fewer healthy
      * replicas (two of three were marked in the test that found this) and a resync of everything
-     * written meanwhile, for replicas that took every write. So the replica is asked a request first ({@code reason} names why it
-     * is suspect); one that answers it within the request deadline keeps its state.
+     * written meanwhile, for replicas that took every write. So the replica is asked a request
+     * first ({@code reason} names why it is suspect); one that answers it within the request
+     * deadline keeps its state.
      */
     public void markUnreachable(String nodeId, String reason) throws IOException {
         Member m = members.get(nodeId);
