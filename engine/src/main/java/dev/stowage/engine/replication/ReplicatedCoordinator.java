@@ -54,8 +54,6 @@ public final class ReplicatedCoordinator implements Coordinator {
     private static final int LOCK_STRIPES = 1024;
     /** Regions compared and copied between two progress reports. */
     private static final int PROGRESS_BATCH = 16;
-    /** Regions copied at once by a resync or rebuild. */
-    private static final int COPY_PARALLELISM = 8;
 
     /** Where replica state changes are recorded (the volume's metadata record). */
     public interface ReplicaHealth {
@@ -488,47 +486,23 @@ public final class ReplicatedCoordinator implements Coordinator {
         }
         LOG.info("volume {}: resync of node {} from node {} started", volumeId, target.nodeId(),
                 source.endpoint.nodeId());
-        IoThrottle cap = IoThrottle.system(new IoLimits(0, bandwidthBytesPerSecond));
         long copied = 0;
         int reported = 0;
-        // Regions are copied COPY_PARALLELISM at a time, each under its own region lock: one region at a
-        // time left the copy waiting on a round trip per MiB (measured 166 MB/s against a 1.5 GB/s disk).
-        java.util.concurrent.ExecutorService copiers = java.util.concurrent.Executors.newFixedThreadPool(
-                COPY_PARALLELISM, r -> {
-                    Thread t = new Thread(r, "resync-" + volumeId);
-                    t.setDaemon(true);
-                    return t;
-                });
-        // 4 KiB-aligned, so that a copy to this node's own replica goes to disk (O_DIRECT) straight from it.
-        ThreadLocal<ByteBuffer> buffers = ThreadLocal.withInitial(() -> ReplicaStore.blockAlignedBuffer(REGION_SIZE));
-        try {
-            // Copies stay COPY_PARALLELISM deep across batches: waiting for each batch's copies before
-            // comparing the next batch left the copiers idle for two round trips every 16 regions.
-            java.util.concurrent.Semaphore slots = new java.util.concurrent.Semaphore(COPY_PARALLELISM);
-            java.util.ArrayDeque<java.util.concurrent.Future<Long>> copies = new java.util.ArrayDeque<>();
+        try (RegionCopies copies = new RegionCopies(volumeId, REGION_SIZE, bandwidthBytesPerSecond)) {
             for (long first = 0; first < regions; first += PROGRESS_BATCH) {
                 int count = (int) Math.min(PROGRESS_BATCH, regions - first);
                 long[] have = await(member.endpoint.generationsAsync(first, count));
                 long[] want = await(source.endpoint.generationsAsync(first, count));
                 for (int i = 0; i < count; i++) {
+                    long region = first + i;
                     // Any difference is copied, also a target ahead of the source or in doubt: its
                     // region may hold a write that a dead coordinator left on it alone.
                     if (!fullCopy && want[i] == have[i]) {
-                        member.finished(first + i); // current: later writes may record their generation
+                        member.finished(region); // current: later writes may record their generation
                     } else {
-                        long region = first + i;
-                        acquire(slots);
-                        copies.add(copiers.submit(() -> {
-                            try {
-                                return copyRegion(source, member, region, buffers.get(), cap);
-                            } finally {
-                                slots.release();
-                            }
-                        }));
+                        copies.submit(regionLength(region), buffer -> copyRegion(source, member, region, buffer));
                     }
-                    while (!copies.isEmpty() && copies.peekFirst().isDone()) {
-                        copied += awaitCopy(copies.pollFirst()); // a failed copy ends the resync here
-                    }
+                    copied += copies.collectFinished(); // a failed copy ends the resync here
                 }
                 int percent = (int) (100 * (first + count) / regions);
                 if (percent >= reported + 5 && percent < 100) {
@@ -542,16 +516,12 @@ public final class ReplicatedCoordinator implements Coordinator {
                     reported = percent;
                 }
             }
-            while (!copies.isEmpty()) {
-                copied += awaitCopy(copies.pollFirst());
-            }
+            copied += copies.collectAll();
             await(member.endpoint.flushAsync());
         } catch (IOException e) {
             member.state = State.STALE;
             health.markStale(target.nodeId(), e);
             throw e;
-        } finally {
-            copiers.shutdownNow();
         }
         health.markHealthy(target.nodeId());
         member.upToDate = null; // every region finished
@@ -560,11 +530,15 @@ public final class ReplicatedCoordinator implements Coordinator {
         return copied;
     }
 
-    private long copyRegion(Member source, Member target, long region, ByteBuffer buffer, IoThrottle cap)
-            throws IOException {
+    /** The bytes of {@code region}: a whole region, but for the volume's last one. */
+    private int regionLength(long region) {
+        return (int) Math.min(REGION_SIZE, sizeBytes - region * REGION_SIZE);
+    }
+
+    /** Copies {@code region} from {@code source} to {@code target} through {@code buffer}, the region's lock held. */
+    private long copyRegion(Member source, Member target, long region, ByteBuffer buffer) throws IOException {
         long offset = region * REGION_SIZE;
-        int length = (int) Math.min(REGION_SIZE, sizeBytes - offset);
-        throttleCopy(cap, length);
+        int length = regionLength(region);
         ReentrantReadWriteLock lock = regionLocks[(int) (region % LOCK_STRIPES)];
         lock.writeLock().lock();
         try {
@@ -580,39 +554,6 @@ public final class ReplicatedCoordinator implements Coordinator {
         return length;
     }
 
-    private static void acquire(java.util.concurrent.Semaphore slots) throws IOException {
-        try {
-            slots.acquire();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("resync interrupted");
-        }
-    }
-
-    private static long awaitCopy(java.util.concurrent.Future<Long> f) throws IOException {
-        try {
-            return f.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("resync interrupted");
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof IOException io) {
-                throw io;
-            }
-            throw new IOException(e.getCause().getMessage(), e.getCause());
-        }
-    }
-
-    private static void throttleCopy(IoThrottle cap, int length) throws IOException {
-        try {
-            cap.acquire(length);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("resync interrupted");
-        }
-    }
-
-    /** Waits for every replica's answer; marks failed ones STALE; fails if no healthy replica acknowledged. */
     /**
      * Waits for every target, then records the replicas that failed as STALE, but only when a
      * healthy one succeeded. When none did, the request fails and no replica is marked: nothing was
