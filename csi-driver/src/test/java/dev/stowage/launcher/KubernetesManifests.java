@@ -68,32 +68,31 @@ final class KubernetesManifests {
         return SERIALIZATION.convertValue(o, Map.class);
     }
 
-    /** The pod template of a workload (DaemonSet, Deployment, StatefulSet), or empty for other kinds. */
-    static Optional<PodTemplateSpec> template(HasMetadata o) {
+    /** What the tests read of a workload (DaemonSet, Deployment, StatefulSet): its pod template and selector. */
+    private record Workload(PodTemplateSpec template, LabelSelector selector) {
+    }
+
+    private static Optional<Workload> workload(HasMetadata o) {
         if (o instanceof DaemonSet d) {
-            return Optional.of(d.getSpec().getTemplate());
+            return Optional.of(new Workload(d.getSpec().getTemplate(), d.getSpec().getSelector()));
         }
         if (o instanceof Deployment d) {
-            return Optional.of(d.getSpec().getTemplate());
+            return Optional.of(new Workload(d.getSpec().getTemplate(), d.getSpec().getSelector()));
         }
         if (o instanceof StatefulSet s) {
-            return Optional.of(s.getSpec().getTemplate());
+            return Optional.of(new Workload(s.getSpec().getTemplate(), s.getSpec().getSelector()));
         }
         return Optional.empty();
     }
 
+    /** The pod template of a workload, or empty for other kinds. */
+    static Optional<PodTemplateSpec> template(HasMetadata o) {
+        return workload(o).map(Workload::template);
+    }
+
     /** The pod selector of a workload, or empty for other kinds. */
     static Optional<LabelSelector> selector(HasMetadata o) {
-        if (o instanceof DaemonSet d) {
-            return Optional.of(d.getSpec().getSelector());
-        }
-        if (o instanceof Deployment d) {
-            return Optional.of(d.getSpec().getSelector());
-        }
-        if (o instanceof StatefulSet s) {
-            return Optional.of(s.getSpec().getSelector());
-        }
-        return Optional.empty();
+        return workload(o).map(Workload::selector);
     }
 
     /** The pod spec of a workload, or empty for other kinds. */
