@@ -31,9 +31,11 @@ import org.slf4j.LoggerFactory;
  * <pre>
  * dataDir/manifest          structure (see {@link PoolManifest}), replaced atomically
  * dataDir/lock              held (flock) while a process has the pool open
+ * dataDir/boot-id           the kernel boot the pool last ran in ({@link BootRecord})
  * dataDir/layers/L*.layer   one sparse file per layer: its crc32c table, then its block data
  * dataDir/layers/L*.unsettled  per layer, the regions whose data and checksums may disagree on
  *                           disk until settled ({@link UnsettledRegions}); empty after a clean close
+ * dataDir/layers/L*.recovered  per layer, the regions a crash recovery took as written ({@link RecoveredRegions})
  * </pre>
  *
  * <p>Every structural change creates its new layer files first (and fsyncs the directory), then
@@ -161,16 +163,18 @@ public final class FileStoragePool implements StoragePool {
         for (String id : m.layers.keySet()) {
             openLayer(m, id);
         }
+        boolean pageCacheLost = !BootRecord.sameBoot(dataDir);
         for (Layer l : layers.values()) {
             List<Long> regions = l.unsettled.marked();
             if (!regions.isEmpty()) {
-                l.recordRecovered(regions); // before the marks go: see RecoveredRegions
+                l.recordRecovered(regions, pageCacheLost); // before the marks go: see RecoveredRegions
                 int rewritten = l.settleAfterCrash(regions);
                 LOG.warn("pool {}: layer {} was not settled when the pool last closed (a crash): took the data of"
                         + " {} recently written regions as written, {} checksum entries rewritten", dataDir, l.id,
                         regions.size(), rewritten);
             }
         }
+        BootRecord.record(dataDir); // after the recovery: a crash before this recovers again as lost
         manifest = m;
         for (VolumeRecord v : m.volumes.values()) {
             stores.put(v.id(), newStore(v.id(), layers.get(v.layerId()), v.sizeBytes()));

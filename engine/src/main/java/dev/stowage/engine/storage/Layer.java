@@ -227,6 +227,17 @@ final class Layer implements Closeable {
     }
 
     /**
+     * What {@link #forceData} writes, handed to the device and waited for, without the device
+     * cache flush (where sync_file_range cannot be called, forces instead).
+     */
+    void writeBackData() throws IOException {
+        table.writeBack(true);
+        if (!PageCacheAdvice.writeBackAndWait(fd, 0, 0)) {
+            file.force(false);
+        }
+    }
+
+    /**
      * Recovery after a crash, before any I/O: in every region still marked unsettled
      * ({@code regions}, from {@link UnsettledRegions#marked}) the data on
      * disk is taken as the blocks' content and their checksum entries are rewritten to match
@@ -300,14 +311,22 @@ final class Layer implements Closeable {
         Files.deleteIfExists(RecoveredRegions.path(path.getParent(), id));
     }
 
-    /** Keeps {@code regions} as taken as written by a crash recovery, durably ({@link RecoveredRegions}). */
-    void recordRecovered(List<Long> regions) throws IOException {
-        RecoveredRegions.add(path.getParent(), id, regions);
+    /**
+     * Keeps {@code regions} as taken as written by a crash recovery, durably ({@link RecoveredRegions});
+     * {@code pageCacheLost}: the crash also lost the page cache ({@link BootRecord}).
+     */
+    void recordRecovered(List<Long> regions, boolean pageCacheLost) throws IOException {
+        RecoveredRegions.add(path.getParent(), id, regions, pageCacheLost);
     }
 
     /** The regions crash recoveries took as written since {@link #forgetRecovered}, ascending. */
     long[] recoveredRegions() throws IOException {
         return RecoveredRegions.read(path.getParent(), id);
+    }
+
+    /** Those of {@link #recoveredRegions} whose crash also lost the page cache, ascending. */
+    long[] recoveredRegionsWithPageCacheLost() throws IOException {
+        return RecoveredRegions.readPageCacheLost(path.getParent(), id);
     }
 
     void forgetRecovered() throws IOException {

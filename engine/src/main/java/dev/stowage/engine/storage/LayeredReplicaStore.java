@@ -449,6 +449,22 @@ public final class LayeredReplicaStore implements ReplicaStore {
     }
 
     @Override
+    public void writeBack() throws IOException {
+        long stamp = structure.readLock();
+        try {
+            ensureOpen();
+            head.writeBackData();
+        } finally {
+            structure.unlockRead(stamp);
+        }
+    }
+
+    @Override
+    public boolean flushCovers(java.nio.file.Path file) {
+        return DurableFiles.sameFileSystem(head.path(), file);
+    }
+
+    @Override
     public void settleListener(SettleListener listener) {
         this.settleListener = listener;
     }
@@ -459,6 +475,17 @@ public final class LayeredReplicaStore implements ReplicaStore {
         // Every layer of the chain: a layer frozen by a snapshot since the crash was this volume's head then.
         for (Layer l = head; l != null; l = l.parent) {
             for (long r : l.recoveredRegions()) {
+                all.add(r);
+            }
+        }
+        return all.stream().mapToLong(Long::longValue).toArray();
+    }
+
+    @Override
+    public long[] regionsRecoveredAfterPowerLoss() throws IOException {
+        java.util.TreeSet<Long> all = new java.util.TreeSet<>();
+        for (Layer l = head; l != null; l = l.parent) {
+            for (long r : l.recoveredRegionsWithPageCacheLost()) {
                 all.add(r);
             }
         }

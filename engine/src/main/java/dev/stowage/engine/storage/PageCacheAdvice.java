@@ -1,6 +1,7 @@
 package dev.stowage.engine.storage;
 
 import java.io.FileDescriptor;
+import java.io.IOException;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
 import java.nio.MappedByteBuffer;
@@ -28,7 +29,9 @@ final class PageCacheAdvice {
     static final int POSIX_FADV_RANDOM = 1;
     static final int POSIX_FADV_DONTNEED = 4;
     static final int MADV_DONTNEED = 4;
+    static final int SYNC_FILE_RANGE_WAIT_BEFORE = 1;
     static final int SYNC_FILE_RANGE_WRITE = 2;
+    static final int SYNC_FILE_RANGE_WAIT_AFTER = 4;
 
     /** The libc calls this needs; public only because jnr-ffi implements it in another loader. */
     public interface Libc {
@@ -111,6 +114,26 @@ final class PageCacheAdvice {
      */
     static boolean startWriteback(int fd, long offset, long length) {
         return fd >= 0 && LIBC != null && LIBC.sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE) == 0;
+    }
+
+    /**
+     * Writes the dirty pages of a range to the device and waits until it took them, without
+     * flushing the device's cache: they are durable only after a later device flush on the same
+     * device. Returns false, having done nothing, where the call cannot be made ({@code fd} -1, no
+     * libc), so that the caller can force the file instead.
+     *
+     * @throws IOException if the kernel reports a failed writeback of the range
+     */
+    static boolean writeBackAndWait(int fd, long offset, long length) throws IOException {
+        if (fd < 0 || LIBC == null) {
+            return false;
+        }
+        if (LIBC.sync_file_range(fd, offset, length,
+                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+            int errno = jnr.ffi.LastError.getLastError(jnr.ffi.Runtime.getRuntime(LIBC));
+            throw new IOException("sync_file_range of " + length + " bytes at " + offset + " failed: errno " + errno);
+        }
+        return true;
     }
 
     /**

@@ -5,7 +5,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.TreeSet;
 
 /**
  * The regions of one layer that a crash recovery took as written ({@link Layer#settleAfterCrash}),
@@ -20,8 +19,12 @@ import java.util.TreeSet;
  * right after this file is durable, so without it a second crash before the server opened the
  * volume would lose the fact.
  *
- * <p>File format: little-endian u64 region numbers, ascending; replaced atomically
- * ({@link DurableFiles#replace}). Absent means none.
+ * <p>A recovery in a later boot of the kernel than the crash ({@link BootRecord}) also lost the
+ * page cache, and the regions it names are kept as such: a replica's generation of such a region
+ * may claim data that never reached the disk.
+ *
+ * <p>File format: little-endian u64 region numbers, ascending, bit 63 set where the page cache was
+ * lost; replaced atomically ({@link DurableFiles#replace}). Absent means none.
  *
  * <p>Threading: callers serialise (the pool at open, the replica server under its volume lock).
  */
@@ -35,20 +38,36 @@ final class RecoveredRegions {
         return dir.resolve(layerId + FILE_SUFFIX);
     }
 
-    /** Adds {@code regions} to the layer's file, durably, before the caller clears their marks. */
-    static void add(Path dir, String layerId, Iterable<Long> regions) throws IOException {
-        TreeSet<Long> all = new TreeSet<>();
-        for (long r : read(dir, layerId)) {
-            all.add(r);
+    /** Set in a region's entry when its crash also lost the page cache. */
+    private static final long PAGE_CACHE_LOST = 1L << 63;
+
+    /**
+     * Adds {@code regions} to the layer's file, durably, before the caller clears their marks;
+     * {@code pageCacheLost}: the crash also lost the page cache (a region named both ways keeps that).
+     */
+    static void add(Path dir, String layerId, Iterable<Long> regions, boolean pageCacheLost) throws IOException {
+        java.util.TreeMap<Long, Boolean> all = new java.util.TreeMap<>();
+        for (long e : entries(dir, layerId)) {
+            all.merge(e & ~PAGE_CACHE_LOST, (e & PAGE_CACHE_LOST) != 0, Boolean::logicalOr);
         }
-        regions.forEach(all::add);
+        regions.forEach(r -> all.merge(r, pageCacheLost, Boolean::logicalOr));
         ByteBuffer b = ByteBuffer.allocate(all.size() * 8).order(ByteOrder.LITTLE_ENDIAN);
-        all.forEach(b::putLong);
+        all.forEach((r, lost) -> b.putLong(lost ? r | PAGE_CACHE_LOST : r));
         DurableFiles.replace(path(dir, layerId), b.flip());
     }
 
     /** The layer's recovered regions, ascending; empty if none. */
     static long[] read(Path dir, String layerId) throws IOException {
+        return java.util.Arrays.stream(entries(dir, layerId)).map(e -> e & ~PAGE_CACHE_LOST).toArray();
+    }
+
+    /** Those of {@link #read}'s regions whose crash also lost the page cache, ascending. */
+    static long[] readPageCacheLost(Path dir, String layerId) throws IOException {
+        return java.util.Arrays.stream(entries(dir, layerId)).filter(e -> (e & PAGE_CACHE_LOST) != 0)
+                .map(e -> e & ~PAGE_CACHE_LOST).toArray();
+    }
+
+    private static long[] entries(Path dir, String layerId) throws IOException {
         Path p = path(dir, layerId);
         if (!Files.exists(p)) {
             return new long[0];

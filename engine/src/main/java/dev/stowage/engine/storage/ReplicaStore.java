@@ -3,6 +3,7 @@ package dev.stowage.engine.storage;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.file.Path;
 
 /**
  * One volume's data on one node: thin (only written blocks take space), checksummed per 4 KiB
@@ -52,6 +53,24 @@ public interface ReplicaStore extends Closeable {
     /** Makes every completed write durable (data and checksums). */
     void flush() throws IOException;
 
+    /**
+     * Hands every completed write's data to the device and waits for it, without flushing the
+     * device's cache: a failed writeback shows here, before anything that describes the data is
+     * written. The default makes the writes durable, which is more than asked.
+     */
+    default void writeBack() throws IOException {
+        flush();
+    }
+
+    /**
+     * Whether {@link #flush} also makes durable what was written to {@code file} and handed to the
+     * device before the flush began: true when {@code file} lies on the store's own file system,
+     * whose device cache the flush empties. False where unknown.
+     */
+    default boolean flushCovers(Path file) {
+        return false;
+    }
+
     /** Grows the volume; shrinking is refused with {@link IllegalArgumentException}. */
     void resize(long newSizeBytes) throws IOException;
 
@@ -65,6 +84,15 @@ public interface ReplicaStore extends Closeable {
      * Empty for a store that never crashed.
      */
     default long[] regionsRecoveredAfterCrash() throws IOException {
+        return new long[0];
+    }
+
+    /**
+     * Those of {@link #regionsRecoveredAfterCrash} whose crash also lost the page cache (a power
+     * loss, a kernel crash): writes handed to the kernel before the crash, even those a later
+     * write's record names, may be missing from them. Ascending; empty for a store that never crashed so.
+     */
+    default long[] regionsRecoveredAfterPowerLoss() throws IOException {
         return new long[0];
     }
 

@@ -82,6 +82,14 @@ class ReplicatedCoordinatorTest {
          * Then starts it again, which runs the pool's crash recovery.
          */
         void crashAndRestart() throws IOException {
+            crashAndRestart(false);
+        }
+
+        /**
+         * As {@link #crashAndRestart()}; with {@code newBoot}, the restart happens in a later boot of
+         * the kernel, as after a power loss (the pool's recorded boot id no longer matches).
+         */
+        void crashAndRestart(boolean newBoot) throws IOException {
             Path unsettled;
             try (Stream<Path> files = Files.list(home.resolve("pool").resolve("layers"))) {
                 unsettled = files.filter(p -> p.toString().endsWith(".unsettled")).findFirst().orElseThrow();
@@ -90,6 +98,9 @@ class ReplicatedCoordinatorTest {
             server.close();
             pool.close();
             Files.write(unsettled, marksAtTheCrash); // a clean close cleared them; a crash would not have
+            if (newBoot) {
+                Files.writeString(home.resolve("pool").resolve("boot-id"), "the-boot-before-the-power-loss\n");
+            }
             pool = FileStoragePool.open(home.resolve("pool"));
             start();
         }
@@ -720,6 +731,29 @@ class ReplicatedCoordinatorTest {
         // The coordinator of the crash's epoch saw every write in flight fail on n3: the six
         // recovered regions are no doubt to it, only region 9 is missing.
         assertEquals(REGION, c.resync(n3.endpoint(1), 0));
+        assertReplicasAgree(0, 10 * REGION);
+    }
+
+    @Test
+    void aGenerationThatAPowerLossKeptWithoutItsDataDoesNotHideTheLostWrite() throws Exception {
+        ReplicatedCoordinator c = coordinator(1);
+        byte[] before = pattern(REGION, 90);
+        write(c, 3L * REGION, before);
+        c.flush();
+        write(c, 3L * REGION + 8192, pattern(4096, 91));
+        c.flush();
+        // n3 loses power at the end of that flush: its generation page reached the disk (it rides
+        // the data's device flush), the data page did not, so region 3 holds the block from before.
+        Node n3 = nodes.get(2);
+        n3.pool.open(VOLUME).orElseThrow().write(3L * REGION + 8192,
+                ByteBuffer.wrap(java.util.Arrays.copyOfRange(before, 8192, 8192 + 4096)));
+        n3.crashAndRestart(true);
+        write(c, 9L * REGION, pattern(4096, 92)); // fails on n3, which is marked STALE
+        c.flush();
+        assertEquals(State.STALE, c.states().get("n3"));
+        // Region 3's generation on n3 equals the others', but the recovery ran in a later boot: the
+        // region is in doubt even to the crash's own coordinator, and the resync copies it.
+        assertEquals(2L * REGION, c.resync(n3.endpoint(1), 0), "region 3 and region 9");
         assertReplicasAgree(0, 10 * REGION);
     }
 

@@ -225,6 +225,45 @@ class UnsettledRegionsTest extends PoolTestBase {
     }
 
     @Test
+    void aRecoveryInAnotherBootOfTheKernelNamesItsRegionsAsHavingLostThePageCache() throws IOException {
+        ReplicaStore vol = reopen().create("vol", 8 * MIB);
+        write(vol, 2 * MIB, pattern(1, BS));
+        vol.flush();
+        Path unsettledFile = head(vol).unsettled.path();
+        byte[] marksAtTheCrash = Files.readAllBytes(unsettledFile);
+        Path poolDir = pool.dataDir();
+        pool.close();
+        pool = null;
+        Files.write(unsettledFile, marksAtTheCrash); // a kill -9: the marks stay, the page cache too
+        ReplicaStore again = reopen().open("vol").orElseThrow();
+        assertArrayEquals(new long[] {2}, again.regionsRecoveredAfterCrash());
+        assertArrayEquals(new long[0], again.regionsRecoveredAfterPowerLoss(), "same boot: the page cache was kept");
+
+        write(again, 5 * MIB, pattern(2, BS));
+        again.flush();
+        marksAtTheCrash = Files.readAllBytes(unsettledFile);
+        pool.close();
+        pool = null;
+        Files.write(unsettledFile, marksAtTheCrash);
+        Files.writeString(poolDir.resolve(BootRecord.FILE_NAME), "a-boot-before-a-power-loss\n");
+        ReplicaStore third = reopen().open("vol").orElseThrow();
+        assertArrayEquals(new long[] {2, 5}, third.regionsRecoveredAfterCrash(), "both crashes' regions");
+        assertArrayEquals(new long[] {5}, third.regionsRecoveredAfterPowerLoss(), "the second crash lost the page cache");
+        assertEquals(Files.readString(Path.of("/proc/sys/kernel/random/boot_id")).trim(),
+                Files.readString(poolDir.resolve(BootRecord.FILE_NAME)).trim(), "this boot is recorded now");
+        third.forgetRegionsRecoveredAfterCrash();
+        assertArrayEquals(new long[0], third.regionsRecoveredAfterPowerLoss());
+    }
+
+    @Test
+    void aFlushCoversTheFilesOfItsOwnFileSystemOnly() throws IOException {
+        ReplicaStore vol = reopen().create("vol", 8 * MIB);
+        assertTrue(vol.flushCovers(pool.dataDir()), "the pool's own directory");
+        assertFalse(vol.flushCovers(Path.of("/proc/self/status")), "another file system");
+        assertFalse(vol.flushCovers(pool.dataDir().resolve("no-such-file")), "unknown counts as not covered");
+    }
+
+    @Test
     void dataThatReachedTheDiskBeforeItsChecksumReadsBackAfterACrash() throws IOException {
         ReplicaStore vol = reopen().create("vol", 8 * MIB);
         byte[] old = pattern(1, BS);

@@ -21,15 +21,25 @@ import java.util.Map;
  * {@code r} at byte {@code 8r}; a sparse file memory-mapped lazily in 1 MiB chunks (131072
  * regions, 128 GiB of volume, each), so regions never written cost nothing and read as 0.
  *
- * <p>Durability, and why the file never runs ahead of the data: {@link #record} changes memory
- * only (a map of the regions recorded since they were last persisted). A flush takes
- * {@link #unpersisted()} before it makes the data durable and hands that batch to {@link #persist}
- * after, which writes it to the file and forces it. So a generation reaches the file only once the
- * data it names is on disk. (An earlier version recorded straight into the mapping; the kernel may
- * write a dirty mapped page back at any time, so after a power loss a replica could claim a
- * generation whose data was lost, and a resync would then skip that region.) A crash loses the
- * unpersisted records: the replica then claims older generations than it holds, and a resync copies
- * more than it needed to, never less.
+ * <p>Durability: {@link #record} changes memory only (a map of the regions recorded since they
+ * were last persisted). A flush takes {@link #unpersisted()} before it makes the data durable, and
+ * the batch reaches the file in one of two ways ({@code ReplicaVolume#flush}):
+ * <ul>
+ *   <li>{@link #writeBack}, when the file shares the data's file system: written to the file and
+ *       handed to the device after the data was, and made durable by the data's own device cache
+ *       flush. One device flush per replica flush instead of two. Until that flush returns, a power
+ *       loss may keep the generation page and lose the data it names; the regions concerned are
+ *       recent (still marked unsettled by the store), and a recovery in a later boot puts them in
+ *       doubt for every coordinator ({@link #EVERY_EPOCH}), so a resync copies them.</li>
+ *   <li>{@link #persist}: written and forced after the data is durable, so the file never runs
+ *       ahead of the data. A settle round uses it too.</li>
+ * </ul>
+ * Either way, once the flush returns the file holds the batch durably: a file lagging an
+ * acknowledged flush would make a resync from this replica skip regions it should copy. (An
+ * earlier version recorded straight into the mapping; the kernel may write a dirty mapped page
+ * back at any time, so the file could run ahead of the data unseen by any crash mark.) A crash
+ * loses the unpersisted records: the replica then claims older generations than it holds, and its
+ * crash marks name those regions.
  *
  * <p>In doubt: the value {@link #IN_DOUBT} says that a region's content is not described by any
  * generation: a write reached it while a resync had not yet brought the region up to date. It
@@ -57,10 +67,13 @@ public final class RegionGenerations implements Closeable {
     public static final long REGION_BYTES = 1L << REGION_SHIFT;
     /** The generation of a region whose content no generation describes (see the class comment). */
     public static final long IN_DOUBT = -1L;
+    /** A crash mark's epoch that puts its region in doubt for every coordinator, of any epoch (epochs are >= 0). */
+    public static final long EVERY_EPOCH = -1L;
     private static final int CHUNK_SHIFT = 20;
     private static final long CHUNK_BYTES = 1L << CHUNK_SHIFT;
     private static final int REGIONS_PER_CHUNK_SHIFT = CHUNK_SHIFT - 3;
     private static final long REGION_MASK = (1L << REGIONS_PER_CHUNK_SHIFT) - 1;
+    private static final int PAGE_BYTES = 4096;
 
     private final Path path;
     private final FileChannel channel;
@@ -168,12 +181,13 @@ public final class RegionGenerations implements Closeable {
 
     /**
      * Marks {@code regions} in doubt for coordinators of epochs after {@code epoch} (see the class
-     * comment), durably before returning.
+     * comment; {@link #EVERY_EPOCH} for all), durably before returning. A region marked already
+     * keeps the earlier of the two epochs: a second crash never makes a region less doubtful.
      */
     public synchronized void markInDoubt(long[] regions, long epoch) throws IOException {
         ensureOpen();
         for (long r : regions) {
-            doubt.merge(r, epoch, Math::max);
+            doubt.merge(r, epoch, Math::min);
         }
         writeDoubt();
     }
@@ -268,16 +282,51 @@ public final class RegionGenerations implements Closeable {
 
     /** Writes {@code batch} (from {@link #unpersisted()}) to the file and makes it durable. */
     public void persist(Map<Long, Long> batch) throws IOException {
+        // Only the chunks this batch names: each force is an msync, and so a device cache flush.
+        java.util.Set<MappedByteBuffer> chunksNamed = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        chunksNamed.addAll(write(batch).values());
+        for (MappedByteBuffer m : chunksNamed) {
+            m.force();
+        }
+        persisted(batch);
+    }
+
+    /**
+     * Writes {@code batch} (from {@link #unpersisted()}) to the file and hands its pages to the
+     * device, without flushing the device's cache: the caller's next device flush on this file
+     * system makes it durable, and only then may it call {@link #persisted}. Returns false, having
+     * written the batch to the file only, where the pages cannot be handed over alone (then call
+     * {@link #persist}).
+     */
+    public boolean writeBack(Map<Long, Long> batch) throws IOException {
+        Map<Long, MappedByteBuffer> pages = write(batch);
+        for (long page : pages.keySet()) {
+            if (!DurableFiles.writeBackWithoutFlush(channel, page, PAGE_BYTES)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Forgets {@code batch}'s records once it is durable; records raised (or assigned) again meanwhile stay. */
+    public synchronized void persisted(Map<Long, Long> batch) {
+        batch.forEach(unpersisted::remove);
+    }
+
+    /**
+     * Writes {@code batch} into the mapping (and the crash marks' file, if copies removed marks):
+     * returns the file pages it names, by offset, with their chunks.
+     */
+    private Map<Long, MappedByteBuffer> write(Map<Long, Long> batch) throws IOException {
         synchronized (this) {
             if (doubtCleared && !closed) {
                 writeDoubt(); // marks removed by copies and whole-region writes, now flushed
             }
         }
+        java.util.TreeMap<Long, MappedByteBuffer> pages = new java.util.TreeMap<>();
         if (batch.isEmpty()) {
-            return;
+            return pages;
         }
-        // Only the chunks this batch names: each force is an msync, and so a device cache flush.
-        java.util.Set<MappedByteBuffer> touched = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
         synchronized (this) {
             ensureOpen();
             for (Map.Entry<Long, Long> e : batch.entrySet()) {
@@ -291,16 +340,11 @@ public final class RegionGenerations implements Closeable {
                 if (Long.compareUnsigned(m.getLong(at), v) < 0 || (now != null && now == v)) {
                     m.putLong(at, v);
                 }
-                touched.add(m); // also when a concurrent flush wrote it first: it may not have forced yet
+                // also when a concurrent flush wrote it first: that flush may not have forced it yet
+                pages.put(((r >>> REGIONS_PER_CHUNK_SHIFT) << CHUNK_SHIFT) + (at & ~(PAGE_BYTES - 1)), m);
             }
         }
-        for (MappedByteBuffer m : touched) {
-            m.force();
-        }
-        synchronized (this) {
-            // entries raised (or assigned) again meanwhile stay until a later persist
-            batch.forEach(unpersisted::remove);
-        }
+        return pages;
     }
 
     private MappedByteBuffer chunk(long region, boolean create) throws IOException {

@@ -235,7 +235,9 @@ public final class ReplicaServer implements AutoCloseable {
      * The regions the store's crash recovery took as written may hold writes in flight at the crash
      * that other replicas lack, and their generations died with the process: they are marked in
      * doubt for any later epoch here ({@link RegionGenerations#markInDoubt}), durably, before the
-     * store forgets them (a crash in between marks them again).
+     * store forgets them (a crash in between marks them again). Those whose crash also lost the page
+     * cache are in doubt for every epoch, this one included: their generation may have reached the
+     * disk without the data it names (docs/replication.md, "Power loss").
      */
     private static void markRecoveredInDoubt(String volumeId, ReplicaStore store, RegionGenerations gens,
                                              EpochFile epoch) throws IOException {
@@ -243,15 +245,20 @@ public final class ReplicaServer implements AutoCloseable {
         if (regions.length == 0) {
             return;
         }
+        long[] lost = store.regionsRecoveredAfterPowerLoss();
         try {
             gens.markInDoubt(regions, epoch.current());
+            if (lost.length > 0) {
+                gens.markInDoubt(lost, RegionGenerations.EVERY_EPOCH);
+            }
         } catch (IOException | RuntimeException e) {
             gens.close();
             throw e;
         }
         store.forgetRegionsRecoveredAfterCrash();
-        LOG.warn("volume {}: {} regions written just before a crash are in doubt for coordinators after epoch {}"
-                + " until a copy makes them agree with the other replicas", volumeId, regions.length, epoch.current());
+        LOG.warn("volume {}: {} regions written just before a crash are in doubt for coordinators after epoch {},"
+                + " {} of them (the page cache was lost) also for epoch {}, until a copy makes them agree with the"
+                + " other replicas", volumeId, regions.length, epoch.current(), lost.length, epoch.current());
     }
 
     /**

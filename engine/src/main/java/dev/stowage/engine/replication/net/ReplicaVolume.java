@@ -48,6 +48,8 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
      * StampedLock: no reentrancy to track, so a read hold costs one compare-and-set.
      */
     private final java.util.concurrent.locks.StampedLock recording = new java.util.concurrent.locks.StampedLock();
+    /** Whether the store's flush also makes the generation file's pages durable (see {@link #flush}). */
+    private final boolean generationsRideDataFlush;
 
     final LongAdder requests = new LongAdder();
     final LongAdder writes = new LongAdder();
@@ -63,6 +65,7 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
         this.store = store;
         this.generations = generations;
         this.epoch = epoch;
+        this.generationsRideDataFlush = store.flushCovers(generations.path());
         store.settleListener(this);
     }
 
@@ -278,15 +281,36 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
     }
 
     /**
-     * Makes every admitted write durable ({@code watermark}: the coordinator's, 0 if none): the data first, then the region generations recorded
-     * before it (see {@link RegionGenerations}), so that the file never claims data that is not on disk.
+     * Makes every admitted write durable ({@code watermark}: the coordinator's, 0 if none), and the
+     * region generations recorded before it (see {@link RegionGenerations}).
+     *
+     * <p>Where the generation file shares the data's file system, one device cache flush covers
+     * both: the data is handed to the device first (a failed writeback fails the flush before any
+     * generation claims it), then the generation pages, then the store's flush empties the device
+     * cache. Until that flush returns, a power loss may keep a generation page and lose the data it
+     * names; the regions written since their last settle round are then taken as in doubt by every
+     * coordinator (docs/replication.md, "Power loss"). Elsewhere the data is flushed first and the
+     * generations after it, so that the file never claims data that is not on disk: two flushes.
      */
     void flush(long watermark) throws IOException {
         heard(watermark);
         long covered = bytesWritten.sum();
         java.util.Map<Long, Long> recorded = generations.unpersisted();
-        store.flush();
-        generations.persist(recorded);
+        if (recorded.isEmpty()) {
+            store.flush();
+        } else if (generationsRideDataFlush) {
+            store.writeBack();
+            if (generations.writeBack(recorded)) {
+                store.flush();
+                generations.persisted(recorded);
+            } else {
+                store.flush();
+                generations.persist(recorded);
+            }
+        } else {
+            store.flush();
+            generations.persist(recorded);
+        }
         flushes.increment();
         bytesAtFlush.accumulateAndGet(covered, Math::max);
     }

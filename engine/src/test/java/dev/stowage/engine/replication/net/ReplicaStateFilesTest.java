@@ -67,6 +67,45 @@ class ReplicaStateFilesTest {
     }
 
     @Test
+    void aBatchWrittenBackForTheDataFlushStaysUnpersistedUntilThatFlushReturned() throws IOException {
+        Path file = dir.resolve("v1.gen");
+        try (RegionGenerations g = RegionGenerations.open(dir, "v1")) {
+            g.record(0, 4096, 7);
+            g.record(300_000 * MIB, 4096, 8); // another chunk of the table
+            var batch = g.unpersisted();
+            assertTrue(g.writeBack(batch), "sync_file_range is available here");
+            assertEquals(7, onDisk(file, 0), "in the file, on its way to the device");
+            assertEquals(8, onDisk(file, 300_000));
+            assertEquals(batch, g.unpersisted(), "not durable before the data's device flush");
+            g.record(0, 4096, 9); // a write meanwhile
+            g.persisted(batch);
+            assertEquals(java.util.Map.of(0L, 9L), g.unpersisted(), "the later record waits for the next flush");
+        }
+        try (RegionGenerations g = RegionGenerations.open(dir, "v1")) {
+            assertArrayEquals(new long[] {7, 8}, new long[] {g.read(0, 1)[0], g.read(300_000, 1)[0]});
+        }
+    }
+
+    @Test
+    void aCrashMarkForEveryEpochDoubtsTheRegionToTheCrashsOwnCoordinatorAndWinsOverLaterMarks() throws IOException {
+        long e3 = 3L << 40;
+        try (RegionGenerations g = RegionGenerations.open(dir, "v1")) {
+            g.record(0, 4096, e3 | 5);
+            g.record(MIB, 4096, e3 | 6);
+            g.persist(g.unpersisted());
+            g.markInDoubt(new long[] {0, 1}, 3);                          // a process crash at epoch 3
+            g.markInDoubt(new long[] {1}, RegionGenerations.EVERY_EPOCH); // a power loss at epoch 3
+            g.markInDoubt(new long[] {0, 1}, 5);                          // a later crash, not yet copied
+        }
+        try (RegionGenerations g = RegionGenerations.open(dir, "v1")) {
+            long d = RegionGenerations.IN_DOUBT;
+            assertArrayEquals(new long[] {e3 | 5, d}, g.read(0, 2, 3), "the marks keep their earliest epoch");
+            assertArrayEquals(new long[] {1}, g.regionsAbove(ReplicaVolume.NO_WATERMARK, 3));
+            assertArrayEquals(new long[] {d, d}, g.read(0, 2, 4));
+        }
+    }
+
+    @Test
     void aRegionInDoubtStaysSoUnderWritesUntilACopyAssignsItAGeneration() throws IOException {
         Path file = dir.resolve("v1.gen");
         try (RegionGenerations g = RegionGenerations.open(dir, "v1")) {

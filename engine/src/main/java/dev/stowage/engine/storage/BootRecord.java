@@ -1,0 +1,61 @@
+package dev.stowage.engine.storage;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * The kernel boot a pool last ran in, kept in {@code <dataDir>/boot-id}: what a crash recovery
+ * needs to know whether the page cache outlived the crash.
+ *
+ * <p>Why: a process killed in the middle of its work leaves every page it wrote in the page
+ * cache, and the kernel still writes them to disk. A power loss or a kernel crash loses them, and
+ * the pages of one file can reach the disk without those of another written before them: a
+ * replica's generation page without the data it names (docs/replication.md, "Power loss"). The
+ * kernel draws a new random boot id at every boot ({@code /proc/sys/kernel/random/boot_id}); a
+ * recovery that finds the id it recorded unchanged knows its page cache was kept.
+ *
+ * <p>Unknown counts as lost: a pool without the file (created before it existed) or a kernel
+ * without the id.
+ */
+final class BootRecord {
+    static final String FILE_NAME = "boot-id";
+    private static final Path KERNEL_BOOT_ID = Path.of("/proc/sys/kernel/random/boot_id");
+
+    private BootRecord() {
+    }
+
+    /** Whether the pool in {@code dataDir} last ran in this boot of the kernel. */
+    static boolean sameBoot(Path dataDir) {
+        String now = current();
+        return now != null && now.equals(recorded(dataDir));
+    }
+
+    /** Records this boot in {@code dataDir}, durably, unless it is recorded already. */
+    static void record(Path dataDir) throws IOException {
+        String now = current();
+        if (now == null || now.equals(recorded(dataDir))) {
+            return;
+        }
+        DurableFiles.replace(dataDir.resolve(FILE_NAME), ByteBuffer.wrap((now + "\n").getBytes(StandardCharsets.US_ASCII)));
+    }
+
+    private static String recorded(Path dataDir) {
+        return read(dataDir.resolve(FILE_NAME));
+    }
+
+    private static String current() {
+        return read(KERNEL_BOOT_ID);
+    }
+
+    private static String read(Path p) {
+        try {
+            String s = Files.readString(p, StandardCharsets.US_ASCII).trim();
+            return s.isEmpty() ? null : s;
+        } catch (IOException e) {
+            return null;
+        }
+    }
+}
