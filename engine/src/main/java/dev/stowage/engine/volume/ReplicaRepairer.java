@@ -36,7 +36,13 @@ import org.slf4j.LoggerFactory;
  * </ul>
  * Copies are capped at {@code bandwidthBytesPerSecond} (0: no cap).
  *
- * <p>Threading: one daemon thread; repairs of one node run one at a time.
+ * Before that, a pass asks every HEALTHY replica whose node left the cluster whether it still
+ * answers ({@link ReplicatedCoordinator#markUnreachable}), all at once: a node that died without
+ * resetting its connections leaves each such request to run out its deadline (5 s), and one after
+ * another they held up the pass by that much per volume.
+ *
+ * <p>Threading: one daemon thread; repairs of one node run one at a time. The membership probes of
+ * one pass run in parallel on up to {@link #PROBE_THREADS} more.
  */
 final class ReplicaRepairer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ReplicaRepairer.class);
@@ -57,6 +63,9 @@ final class ReplicaRepairer implements AutoCloseable {
     private final Function<String, Optional<VolumeRecord>> records;
     private final java.util.function.BiConsumer<String, UnaryOperator<VolumeRecord>> update;
     private final ScheduledExecutorService thread;
+    /** Most membership probes of one pass in flight at once (each mostly waits on a request). */
+    static final int PROBE_THREADS = 32;
+    private final java.util.concurrent.ThreadPoolExecutor probes;
     private final Map<String, String> warned = new ConcurrentHashMap<>();
     private final java.util.List<Map.Entry<Duration, Runnable>> housekeeping = new java.util.ArrayList<>();
 
@@ -73,6 +82,14 @@ final class ReplicaRepairer implements AutoCloseable {
             t.setDaemon(true);
             return t;
         });
+        java.util.concurrent.atomic.AtomicInteger n = new java.util.concurrent.atomic.AtomicInteger();
+        this.probes = new java.util.concurrent.ThreadPoolExecutor(PROBE_THREADS, PROBE_THREADS, 30, TimeUnit.SECONDS,
+                new java.util.concurrent.LinkedBlockingQueue<>(), r -> {
+                    Thread t = new Thread(r, "replica-probe-" + n.incrementAndGet());
+                    t.setDaemon(true);
+                    return t;
+                });
+        probes.allowCoreThreadTimeOut(true);
     }
 
     void start() {
@@ -97,33 +114,73 @@ final class ReplicaRepairer implements AutoCloseable {
 
     /** One pass over the attached volumes; never throws (a failure is retried on the next pass). */
     void repairOnce() {
+        Map<String, ReplicatedCoordinator> coordinators = new java.util.LinkedHashMap<>();
+        Map<String, VolumeRecord> seen = new java.util.LinkedHashMap<>();
         for (Map.Entry<String, Coordinator> e : attached.get().entrySet()) {
             if (!(e.getValue() instanceof ReplicatedCoordinator rc) || rc.fenced()) {
                 continue;
             }
             try {
-                repair(e.getKey(), rc);
+                records.apply(e.getKey()).ifPresent(r -> {
+                    coordinators.put(e.getKey(), rc);
+                    seen.put(e.getKey(), r);
+                });
+            } catch (RuntimeException ex) {
+                LOG.warn("volume {}: replica repair failed, will retry: {}", e.getKey(), ex.toString());
+            }
+        }
+        probeDeparted(coordinators, seen);
+        for (Map.Entry<String, VolumeRecord> e : seen.entrySet()) {
+            try {
+                repair(e.getKey(), e.getValue(), coordinators.get(e.getKey()));
             } catch (IOException | RuntimeException ex) {
                 LOG.warn("volume {}: replica repair failed, will retry: {}", e.getKey(), ex.toString());
             }
         }
     }
 
-    private void repair(String volumeId, ReplicatedCoordinator rc) throws IOException {
-        Optional<VolumeRecord> record = records.apply(volumeId);
-        if (record.isEmpty()) {
-            return;
+    /**
+     * Asks each HEALTHY replica whose node left the cluster whether it still answers its coordinator,
+     * all at once, and waits for every answer: one that does not answer is marked STALE now, not only
+     * at the next write that fails on it (see the class comment).
+     */
+    private void probeDeparted(Map<String, ReplicatedCoordinator> coordinators, Map<String, VolumeRecord> seen) {
+        List<java.util.concurrent.Future<?>> pending = new java.util.ArrayList<>();
+        for (Map.Entry<String, VolumeRecord> e : seen.entrySet()) {
+            ReplicatedCoordinator rc = coordinators.get(e.getKey());
+            for (ReplicaRecord replica : e.getValue().getReplicasList()) {
+                String node = replica.getNodeId();
+                if (replica.getState() != ReplicaState.HEALTHY || fleet.nodeAlive(node)) {
+                    continue;
+                }
+                pending.add(probes.submit(() -> {
+                    try {
+                        rc.markUnreachable(node, "node " + node + " left the cluster");
+                    } catch (IOException | RuntimeException ex) {
+                        LOG.warn("volume {}: could not check the replica on node {}, will retry: {}", e.getKey(), node,
+                                ex.toString());
+                    }
+                }));
+            }
         }
-        VolumeRecord r = record.get();
+        for (java.util.concurrent.Future<?> f : pending) {
+            try {
+                f.get();
+            } catch (InterruptedException ex) {
+                Thread.currentThread().interrupt();
+                return;
+            } catch (java.util.concurrent.ExecutionException ex) {
+                LOG.warn("replica probe failed: {}", ex.getCause().toString());
+            }
+        }
+    }
+
+    private void repair(String volumeId, VolumeRecord r, ReplicatedCoordinator rc) throws IOException {
         // A fresh replica of a restored or cloned volume lacks the source's data in regions never written since.
         boolean fullCopy = !r.getContentSource().isEmpty();
         for (ReplicaRecord replica : r.getReplicasList()) {
             if (replica.getState() == ReplicaState.HEALTHY) {
-                if (!fleet.nodeAlive(replica.getNodeId())) {
-                    // Its node left the cluster: stale now, not only at the next write that fails on it.
-                    rc.markUnreachable(replica.getNodeId(), "node " + replica.getNodeId() + " left the cluster");
-                }
-                continue;
+                continue; // one whose node left was asked by probeDeparted
             }
             String node = replica.getNodeId();
             if (fleet.nodeAlive(node)) {
@@ -173,6 +230,7 @@ final class ReplicaRepairer implements AutoCloseable {
     @Override
     public void close() {
         thread.shutdownNow();
+        probes.shutdownNow();
         try {
             thread.awaitTermination(10, TimeUnit.SECONDS);
         } catch (InterruptedException e) {
