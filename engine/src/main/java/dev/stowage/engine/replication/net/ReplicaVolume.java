@@ -315,6 +315,11 @@ final class ReplicaVolume implements ReplicaStore.SettleListener {
         bytesAtFlush.accumulateAndGet(covered, Math::max);
     }
 
+    /** Whether a flush makes data and generations durable with one device flush (see {@link #flush}). */
+    boolean generationsRideDataFlush() {
+        return generationsRideDataFlush;
+    }
+
     /**
      * Bytes written since the last completed flush started: at most what a flush now has to write
      * back before its device cache flush (the store starts a flush's first writes on their way to

@@ -199,6 +199,7 @@ class ReplicaServerClientTest {
     void aFlushKnowsHowMuchItHasToWriteBack() throws Exception {
         RemoteReplica r = get(client.openAsync(VOL, 1));
         ReplicaVolume v = server.volume(VOL);
+        assertTrue(v.generationsRideDataFlush(), "the generation file lies on the pool's file system");
         for (int i = 0; i < 3; i++) {
             get(r.writeAsync(i * 4096L, ByteBuffer.wrap(random(4096, i)), (1L << 40) | (i + 1)));
         }
@@ -206,6 +207,8 @@ class ReplicaServerClientTest {
         assertTrue(v.bytesSinceFlush() <= ReplicaServerHandler.INLINE_FLUSH_MAX_BYTES);
         get(r.flushAsync());
         assertEquals(0, v.bytesSinceFlush());
+        assertEquals(java.util.Map.of(), v.generations.unpersisted(), "the flush made its records durable");
+        assertEquals((1L << 40) | 3, v.generations.read(0, 1)[0]);
 
         get(r.writeAsync(MIB, ByteBuffer.wrap(random((int) MIB, 7)), (1L << 40) | 4));
         assertEquals(MIB, v.bytesSinceFlush());
