@@ -471,21 +471,22 @@ public final class LayeredReplicaStore implements ReplicaStore {
 
     @Override
     public long[] regionsRecoveredAfterCrash() throws IOException {
-        java.util.TreeSet<Long> all = new java.util.TreeSet<>();
-        // Every layer of the chain: a layer frozen by a snapshot since the crash was this volume's head then.
-        for (Layer l = head; l != null; l = l.parent) {
-            for (long r : l.recoveredRegions()) {
-                all.add(r);
-            }
-        }
-        return all.stream().mapToLong(Long::longValue).toArray();
+        return recoveredOverTheChain(false);
     }
 
     @Override
     public long[] regionsRecoveredAfterPowerLoss() throws IOException {
+        return recoveredOverTheChain(true);
+    }
+
+    /**
+     * The union over every layer of the chain (a layer frozen by a snapshot since the crash was this
+     * volume's head then) of its recovered regions, or of those whose crash lost the page cache; ascending.
+     */
+    private long[] recoveredOverTheChain(boolean pageCacheLostOnly) throws IOException {
         java.util.TreeSet<Long> all = new java.util.TreeSet<>();
         for (Layer l = head; l != null; l = l.parent) {
-            for (long r : l.recoveredRegionsWithPageCacheLost()) {
+            for (long r : pageCacheLostOnly ? l.recoveredRegionsWithPageCacheLost() : l.recoveredRegions()) {
                 all.add(r);
             }
         }

@@ -4,8 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.stowage.engine.cluster.Await;
-import dev.stowage.engine.cluster.EmbeddedMetadataStore;
-import dev.stowage.engine.cluster.Membership;
 import dev.stowage.engine.cluster.NodeDescriptor;
 import dev.stowage.engine.replication.Coordinator;
 import dev.stowage.engine.replication.IoLimits;
@@ -40,16 +38,12 @@ import org.junit.jupiter.api.io.TempDir;
  * nothing, and each volume's probe would wait out its request deadline.
  */
 class ReplicaRepairerTest {
-    private static final Duration TTL = Duration.ofSeconds(30);
     private static final long GIB = 1L << 30;
 
     @TempDir
     Path dir;
 
-    private EmbeddedMetadataStore store;
-    private Membership self;
-    private Membership peer;
-    private ClusterFleet fleet;
+    private EmbeddedFleet cluster;
     private ReplicaRepairer repairer;
 
     @AfterEach
@@ -57,26 +51,16 @@ class ReplicaRepairerTest {
         if (repairer != null) {
             repairer.close();
         }
-        if (fleet != null) {
-            fleet.close();
-        }
-        if (peer != null) {
-            peer.close();
-        }
-        if (self != null) {
-            self.close();
-        }
-        if (store != null) {
-            store.close();
+        if (cluster != null) {
+            cluster.close();
         }
     }
 
     @Test
     void theReplicasOfADepartedNodeAreAskedAllAtOnceAndThoseThatDoNotAnswerMarkedStale() throws Exception {
-        store = EmbeddedMetadataStore.open(dir.resolve("meta"));
-        self = Membership.join(store, NodeDescriptor.storageless("n4", "127.0.0.5:7499", Map.of()), TTL);
-        peer = Membership.join(store, NodeDescriptor.storage("n1", "127.0.0.2:40001", Map.of(), 10 * GIB, 7 * GIB), TTL);
-        fleet = new ClusterFleet("n4", self, null, null, Duration.ofSeconds(5), 1.0);
+        cluster = new EmbeddedFleet(dir.resolve("meta"), NodeDescriptor.storageless("n4", "127.0.0.5:7499", Map.of()));
+        ClusterFleet fleet = cluster.fleet;
+        cluster.join(NodeDescriptor.storage("n1", "127.0.0.2:40001", Map.of(), 10 * GIB, 7 * GIB));
         Await.until(Duration.ofSeconds(30), "n1 in n4's view", () -> fleet.nodeAlive("n1"));
 
         // n3 never joined this cluster's view: it is away. Three volumes have a replica there; none
