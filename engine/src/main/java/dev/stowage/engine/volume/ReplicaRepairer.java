@@ -28,7 +28,9 @@ import org.slf4j.LoggerFactory;
  * <ul>
  *   <li>a STALE (or interrupted REBUILDING) replica whose node is alive again is resynced: only the
  *       regions whose generation is higher on a healthy replica are copied (invariant 4);</li>
- *   <li>a STALE replica whose node has been away longer than {@code replaceTimeout} is replaced: a new
+ *   <li>a STALE replica whose node has been away longer than {@code replaceTimeout}, or whose node is
+ *       alive but every resync of it has failed for that long (a failing disk, a broken replica
+ *       server behind a live lease), is replaced: a new
  *       replica is placed by the same rules on another node, created empty, put in the record as
  *       REBUILDING and rebuilt from the written regions (invariant 5). The old node deletes its copy when
  *       it starts again and finds no record assigning it to it, or, if it comes back without a restart,
@@ -67,6 +69,8 @@ final class ReplicaRepairer implements AutoCloseable {
     static final int PROBE_THREADS = 32;
     private final java.util.concurrent.ThreadPoolExecutor probes;
     private final Map<String, String> warned = new ConcurrentHashMap<>();
+    /** Per {@code volumeId/node}: since when (nanoTime) every resync of that replica on a live node failed. */
+    private final Map<String, Long> resyncFailingSince = new ConcurrentHashMap<>();
     private final java.util.List<Map.Entry<Duration, Runnable>> housekeeping = new java.util.ArrayList<>();
 
     ReplicaRepairer(ClusterFleet fleet, Config config, Supplier<Map<String, Coordinator>> attached,
@@ -129,6 +133,8 @@ final class ReplicaRepairer implements AutoCloseable {
                 LOG.warn("volume {}: replica repair failed, will retry: {}", e.getKey(), ex.toString());
             }
         }
+        // Failing resyncs count for volumes still attached here only.
+        resyncFailingSince.keySet().removeIf(k -> !seen.containsKey(k.substring(0, k.lastIndexOf('/'))));
         probeDeparted(coordinators, seen);
         for (Map.Entry<String, VolumeRecord> e : seen.entrySet()) {
             try {
@@ -183,35 +189,57 @@ final class ReplicaRepairer implements AutoCloseable {
                 continue; // one whose node left was asked by probeDeparted
             }
             String node = replica.getNodeId();
+            String key = volumeId + "/" + node;
             if (fleet.nodeAlive(node)) {
-                warned.remove(volumeId + "/" + node);
-                ReplicaEndpoint endpoint = fleet.endpoint(volumeId, node, rc.epoch());
-                // A returning replica shares the source's layers: the regions it missed are all it needs.
-                long copied = rc.resync(endpoint, config.bandwidthBytesPerSecond(), false);
-                LOG.info("volume {}: replica on node {} resynced, {} bytes copied", volumeId, node, copied);
-            } else if (fleet.absentFor(node).compareTo(config.replaceTimeout()) > 0) {
-                replace(r, node, rc, fullCopy);
-                return; // the record changed: look again on the next pass
+                warned.remove(key);
+                try {
+                    ReplicaEndpoint endpoint = fleet.endpoint(volumeId, node, rc.epoch());
+                    // A returning replica shares the source's layers: the regions it missed are all it needs.
+                    long copied = rc.resync(endpoint, config.bandwidthBytesPerSecond(), false);
+                    resyncFailingSince.remove(key);
+                    LOG.info("volume {}: replica on node {} resynced, {} bytes copied", volumeId, node, copied);
+                } catch (IOException | RuntimeException e) {
+                    if (rc.fenced() || e instanceof java.io.InterruptedIOException) {
+                        throw e; // not the replica's doing
+                    }
+                    long since = resyncFailingSince.computeIfAbsent(key, k -> System.nanoTime());
+                    Duration failing = Duration.ofNanos(System.nanoTime() - since);
+                    if (failing.compareTo(config.replaceTimeout()) <= 0) {
+                        throw e;
+                    }
+                    LOG.warn("volume {}: every resync of the replica on live node {} has failed for {} s, the last with {}",
+                            volumeId, node, failing.toSeconds(), e.toString());
+                    resyncFailingSince.remove(key);
+                    replace(r, node, rc, fullCopy, "its resyncs failing for " + failing.toSeconds() + " s");
+                    return; // the record changed: look again on the next pass
+                }
+            } else {
+                resyncFailingSince.remove(key); // away: the timeout runs from its leave instead
+                if (fleet.absentFor(node).compareTo(config.replaceTimeout()) > 0) {
+                    replace(r, node, rc, fullCopy, "away " + fleet.absentFor(node).toSeconds() + " s");
+                    return; // the record changed: look again on the next pass
+                }
             }
         }
     }
 
-    private void replace(VolumeRecord r, String lost, ReplicatedCoordinator rc, boolean fullCopy) throws IOException {
+    /** Replaces the replica on {@code lost} ({@code why}: for the log) by a new one placed by the same rules, rebuilt online. */
+    private void replace(VolumeRecord r, String lost, ReplicatedCoordinator rc, boolean fullCopy, String why)
+            throws IOException {
         List<String> kept = r.getReplicasList().stream().map(ReplicaRecord::getNodeId)
                 .filter(n -> !n.equals(lost)).toList();
         Optional<String> fresh = fleet.replacement(kept, lost, r.getSizeBytes(),
                 VolumeParameters.stored(r.getParametersMap()).zones());
         if (fresh.isEmpty()) {
             if (warned.put(r.getId() + "/" + lost, "") == null) {
-                LOG.warn("volume {}: replica on node {} has been away for {} s but no other node can take it;"
-                        + " running with {} of {} replicas", r.getId(), lost, fleet.absentFor(lost).toSeconds(),
-                        kept.size(), r.getReplicaCount());
+                LOG.warn("volume {}: replica on node {} ({}) but no other node can take it;"
+                        + " running with {} of {} replicas", r.getId(), lost, why, kept.size(), r.getReplicaCount());
             }
             return;
         }
         String node = fresh.get();
-        LOG.info("volume {}: replacing the replica on node {} (away {} s) with a new one on node {}", r.getId(), lost,
-                fleet.absentFor(lost).toSeconds(), node);
+        LOG.info("volume {}: replacing the replica on node {} ({}) with a new one on node {}", r.getId(), lost, why,
+                node);
         fleet.create(r.getId(), r.getSizeBytes(), new VolumeSpec.ContentSource.Empty(), List.of(node));
         update.accept(r.getId(), rec -> {
             VolumeRecord.Builder b = rec.toBuilder().clearReplicas();
