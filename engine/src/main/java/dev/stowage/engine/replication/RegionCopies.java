@@ -5,7 +5,6 @@ import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -69,7 +68,7 @@ final class RegionCopies implements AutoCloseable {
     long collectFinished() throws IOException {
         long bytes = 0;
         while (!running.isEmpty() && running.peekFirst().isDone()) {
-            bytes += result(running.pollFirst());
+            bytes += ReplicatedCoordinator.await(running.pollFirst());
         }
         return bytes;
     }
@@ -78,7 +77,7 @@ final class RegionCopies implements AutoCloseable {
     long collectAll() throws IOException {
         long bytes = 0;
         while (!running.isEmpty()) {
-            bytes += result(running.pollFirst());
+            bytes += ReplicatedCoordinator.await(running.pollFirst());
         }
         return bytes;
     }
@@ -87,20 +86,6 @@ final class RegionCopies implements AutoCloseable {
     @Override
     public void close() {
         copiers.shutdownNow();
-    }
-
-    private static long result(Future<Long> f) throws IOException {
-        try {
-            return f.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new InterruptedIOException("resync interrupted");
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof IOException io) {
-                throw io;
-            }
-            throw new IOException(e.getCause().getMessage(), e.getCause());
-        }
     }
 
     @FunctionalInterface

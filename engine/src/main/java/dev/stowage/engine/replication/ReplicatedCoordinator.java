@@ -726,7 +726,11 @@ public final class ReplicatedCoordinator implements Coordinator {
         }
     }
 
-    private static <T> T await(CompletableFuture<T> future) throws IOException {
+    /**
+     * Waits for {@code future}; rethrows the IOException it failed with (others wrapped in one), an
+     * interrupt as {@link InterruptedIOException}. Also {@link RegionCopies}'s wait.
+     */
+    static <T> T await(java.util.concurrent.Future<T> future) throws IOException {
         try {
             return future.get();
         } catch (InterruptedException e) {

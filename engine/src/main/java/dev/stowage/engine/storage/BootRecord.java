@@ -24,30 +24,32 @@ final class BootRecord {
     static final String FILE_NAME = "boot-id";
     private static final Path KERNEL_BOOT_ID = Path.of("/proc/sys/kernel/random/boot_id");
 
-    private BootRecord() {
+    private final Path file;
+    /** What the pool recorded, and this boot's id; null where unknown. */
+    private final String recorded;
+    private final String current;
+
+    private BootRecord(Path dataDir) {
+        this.file = dataDir.resolve(FILE_NAME);
+        this.recorded = read(file);
+        this.current = read(KERNEL_BOOT_ID);
     }
 
-    /** Whether the pool in {@code dataDir} last ran in this boot of the kernel. */
-    static boolean sameBoot(Path dataDir) {
-        String now = current();
-        return now != null && now.equals(recorded(dataDir));
+    /** Reads, once, the boot the pool in {@code dataDir} recorded and this boot's id. */
+    static BootRecord of(Path dataDir) {
+        return new BootRecord(dataDir);
     }
 
-    /** Records this boot in {@code dataDir}, durably, unless it is recorded already. */
-    static void record(Path dataDir) throws IOException {
-        String now = current();
-        if (now == null || now.equals(recorded(dataDir))) {
-            return;
+    /** Whether the pool last ran in this boot of the kernel. */
+    boolean sameBoot() {
+        return current != null && current.equals(recorded);
+    }
+
+    /** Records this boot, durably, unless it is recorded already. */
+    void record() throws IOException {
+        if (current != null && !sameBoot()) {
+            DurableFiles.replace(file, ByteBuffer.wrap((current + "\n").getBytes(StandardCharsets.US_ASCII)));
         }
-        DurableFiles.replace(dataDir.resolve(FILE_NAME), ByteBuffer.wrap((now + "\n").getBytes(StandardCharsets.US_ASCII)));
-    }
-
-    private static String recorded(Path dataDir) {
-        return read(dataDir.resolve(FILE_NAME));
-    }
-
-    private static String current() {
-        return read(KERNEL_BOOT_ID);
     }
 
     private static String read(Path p) {

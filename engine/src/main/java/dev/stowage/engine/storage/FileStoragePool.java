@@ -163,7 +163,8 @@ public final class FileStoragePool implements StoragePool {
         for (String id : m.layers.keySet()) {
             openLayer(m, id);
         }
-        boolean pageCacheLost = !BootRecord.sameBoot(dataDir);
+        BootRecord boot = BootRecord.of(dataDir);
+        boolean pageCacheLost = !boot.sameBoot();
         for (Layer l : layers.values()) {
             List<Long> regions = l.unsettled.marked();
             if (!regions.isEmpty()) {
@@ -174,7 +175,7 @@ public final class FileStoragePool implements StoragePool {
                         regions.size(), rewritten);
             }
         }
-        BootRecord.record(dataDir); // after the recovery: a crash before this recovers again as lost
+        boot.record(); // after the recovery: a crash before this recovers again as lost
         manifest = m;
         for (VolumeRecord v : m.volumes.values()) {
             stores.put(v.id(), newStore(v.id(), layers.get(v.layerId()), v.sizeBytes()));

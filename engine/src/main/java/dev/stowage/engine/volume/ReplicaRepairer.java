@@ -116,29 +116,28 @@ final class ReplicaRepairer implements AutoCloseable {
         housekeeping.add(Map.entry(every, task));
     }
 
+    /** An attached replicated volume's coordinator and its record, as one pass read it. */
+    private record Attached(ReplicatedCoordinator rc, VolumeRecord record) {}
+
     /** One pass over the attached volumes; never throws (a failure is retried on the next pass). */
     void repairOnce() {
-        Map<String, ReplicatedCoordinator> coordinators = new java.util.LinkedHashMap<>();
-        Map<String, VolumeRecord> seen = new java.util.LinkedHashMap<>();
+        Map<String, Attached> volumes = new java.util.LinkedHashMap<>();
         for (Map.Entry<String, Coordinator> e : attached.get().entrySet()) {
             if (!(e.getValue() instanceof ReplicatedCoordinator rc) || rc.fenced()) {
                 continue;
             }
             try {
-                records.apply(e.getKey()).ifPresent(r -> {
-                    coordinators.put(e.getKey(), rc);
-                    seen.put(e.getKey(), r);
-                });
+                records.apply(e.getKey()).ifPresent(r -> volumes.put(e.getKey(), new Attached(rc, r)));
             } catch (RuntimeException ex) {
                 LOG.warn("volume {}: replica repair failed, will retry: {}", e.getKey(), ex.toString());
             }
         }
         // Failing resyncs count for volumes still attached here only.
-        resyncFailingSince.keySet().removeIf(k -> !seen.containsKey(k.substring(0, k.lastIndexOf('/'))));
-        probeDeparted(coordinators, seen);
-        for (Map.Entry<String, VolumeRecord> e : seen.entrySet()) {
+        resyncFailingSince.keySet().removeIf(k -> !volumes.containsKey(k.substring(0, k.lastIndexOf('/'))));
+        probeDeparted(volumes);
+        for (Map.Entry<String, Attached> e : volumes.entrySet()) {
             try {
-                repair(e.getKey(), e.getValue(), coordinators.get(e.getKey()));
+                repair(e.getKey(), e.getValue().record(), e.getValue().rc());
             } catch (IOException | RuntimeException ex) {
                 LOG.warn("volume {}: replica repair failed, will retry: {}", e.getKey(), ex.toString());
             }
@@ -150,11 +149,11 @@ final class ReplicaRepairer implements AutoCloseable {
      * all at once, and waits for every answer: one that does not answer is marked STALE now, not only
      * at the next write that fails on it (see the class comment).
      */
-    private void probeDeparted(Map<String, ReplicatedCoordinator> coordinators, Map<String, VolumeRecord> seen) {
+    private void probeDeparted(Map<String, Attached> volumes) {
         List<java.util.concurrent.Future<?>> pending = new java.util.ArrayList<>();
-        for (Map.Entry<String, VolumeRecord> e : seen.entrySet()) {
-            ReplicatedCoordinator rc = coordinators.get(e.getKey());
-            for (ReplicaRecord replica : e.getValue().getReplicasList()) {
+        for (Map.Entry<String, Attached> e : volumes.entrySet()) {
+            ReplicatedCoordinator rc = e.getValue().rc();
+            for (ReplicaRecord replica : e.getValue().record().getReplicasList()) {
                 String node = replica.getNodeId();
                 if (replica.getState() != ReplicaState.HEALTHY || fleet.nodeAlive(node)) {
                     continue;

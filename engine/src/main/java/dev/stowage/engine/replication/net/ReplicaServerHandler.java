@@ -49,7 +49,8 @@ final class ReplicaServerHandler extends ChannelInboundHandlerAdapter {
     /**
      * Most bytes written since a volume's previous flush for a FLUSH to be served on the event
      * loop. Such a flush writes back a few pages, whose writeback the store mostly started as they
-     * were written, then flushes the device cache: tens of microseconds. One after a burst of
+     * were written, and a generation page, then flushes the device cache once: tens of microseconds
+     * on a fast disk, a few hundred on a slow one (docs/benchmarks.md). One after a burst of
      * writes may wait on the disk for hundreds of milliseconds, and the other connections of the
      * event loop with it, so it goes to the executor.
      */
