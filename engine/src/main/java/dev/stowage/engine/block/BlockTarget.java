@@ -29,4 +29,35 @@ public interface BlockTarget {
 
     /** Makes every write that completed before this call durable. */
     void flush() throws IOException;
+
+    /**
+     * Whether {@link #writeAsync} may complete after it returned, and so reads {@code src} until
+     * then. A frontend that reuses its request buffers copies such a write's data out of them
+     * first; for a target that answers false it calls {@link #write} and copies nothing.
+     */
+    default boolean writesInBackground() {
+        return false;
+    }
+
+    /**
+     * Starts writing the remaining bytes of {@code src} at {@code offset}; {@code done} is called
+     * exactly once, when the write completed (as {@link #write} returning) or failed, on any thread,
+     * possibly this one before this method returns. {@code src} must stay unchanged until then.
+     * {@code done} must not block: it may run on an event loop. This default writes right here.
+     */
+    default void writeAsync(long offset, ByteBuffer src, WriteCompletion done) {
+        IOException failure = null;
+        try {
+            write(offset, src);
+        } catch (IOException e) {
+            failure = e;
+        }
+        done.completed(failure);
+    }
+
+    /** What {@link #writeAsync} calls when its write completed ({@code failure} null) or failed. */
+    @FunctionalInterface
+    interface WriteCompletion {
+        void completed(IOException failure);
+    }
 }

@@ -11,7 +11,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.atomic.LongAdder;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 import dev.stowage.engine.replication.net.StaleEpochException;
 import dev.stowage.engine.storage.ReplicaStore;
 import org.slf4j.Logger;
@@ -54,6 +53,12 @@ public final class ReplicatedCoordinator implements Coordinator {
     private static final int LOCK_STRIPES = 1024;
     /** Regions compared and copied between two progress reports. */
     private static final int PROGRESS_BATCH = 16;
+    /**
+     * Settles the writes of {@link #writeAsync} that an answer failed: marking a replica STALE
+     * waits on the metadata store, which an event loop must not. Idle threads go after a minute.
+     */
+    private static final java.util.concurrent.ExecutorService SETTLERS = java.util.concurrent.Executors.newCachedThreadPool(
+            new io.netty.util.concurrent.DefaultThreadFactory("write-settle", true));
 
     /** Where replica state changes are recorded (the volume's metadata record). */
     public interface ReplicaHealth {
@@ -138,7 +143,7 @@ public final class ReplicatedCoordinator implements Coordinator {
     /** Writes that failed on every healthy replica, by generation: their first and last region. */
     private final Map<Long, long[]> failedWrites = new ConcurrentHashMap<>();
     private final Map<String, Member> members = new ConcurrentHashMap<>();
-    private final ReentrantReadWriteLock[] regionLocks = new ReentrantReadWriteLock[LOCK_STRIPES];
+    private final RegionLocks locks = new RegionLocks(LOCK_STRIPES);
     private final Object stateLock = new Object();
     private final LongAdder resyncBytes = new LongAdder();
     private volatile long sizeBytes;
@@ -161,9 +166,6 @@ public final class ReplicatedCoordinator implements Coordinator {
         this.throttle = throttle;
         this.writes = new CompletionWatermark(epoch);
         replicas.forEach((endpoint, state) -> members.put(endpoint.nodeId(), new Member(endpoint, state)));
-        for (int i = 0; i < LOCK_STRIPES; i++) {
-            regionLocks[i] = new ReentrantReadWriteLock();
-        }
     }
 
     @Override
@@ -246,13 +248,91 @@ public final class ReplicatedCoordinator implements Coordinator {
         repairFailedWrites();
         int length = src.remaining();
         throttle(length);
-        List<ReentrantReadWriteLock.ReadLock> held = lockRegions(offset, length);
+        int[] stripes = stripesOf(offset, length);
+        locks.share(stripes);
         try {
             replicate(offset, src);
         } finally {
-            held.forEach(ReentrantReadWriteLock.ReadLock::unlock);
+            locks.unshare(stripes);
         }
         src.position(src.limit());
+    }
+
+    /**
+     * Whether a write may complete after {@link #writeAsync} returned: on the event loop that
+     * receives the last remote replica's answer. With the local replica alone it completes inside
+     * the call, and a frontend need not copy its data.
+     */
+    @Override
+    public boolean writesInBackground() {
+        return members.size() > 1 || !members.containsKey(localNodeId);
+    }
+
+    /**
+     * As {@link #write}, but the calling thread does not wait for the replicas: the write is sent
+     * (and the local replica written) here, and {@code done} runs on the thread that receives the
+     * last answer, usually a replication event loop. A frontend thread is then free for the next
+     * request at once, and no thread is parked and woken per write. A write whose answers include a
+     * failure is settled ({@link #settle}: replicas marked STALE in metadata first, which blocks)
+     * on {@link #SETTLERS}, and {@code done} runs there. Its regions stay admitted
+     * ({@link RegionLocks#admit}) until it completed, so copies and quiesces wait for it.
+     */
+    @Override
+    public void writeAsync(long offset, ByteBuffer src, WriteCompletion done) {
+        Replication r;
+        RegionLocks.Admission admission;
+        try {
+            checkUsable();
+            repairFailedWrites();
+            int length = src.remaining();
+            throttle(length);
+            admission = locks.admit(stripesOf(offset, length));
+            try {
+                r = send(offset, src);
+            } catch (IOException | RuntimeException e) {
+                admission.release();
+                throw e;
+            }
+        } catch (IOException e) {
+            done.completed(e);
+            return;
+        } catch (RuntimeException e) {
+            done.completed(new IOException("volume " + volumeId + ": write failed: " + e, e));
+            return;
+        }
+        r.whenAnswered(() -> {
+            if (r.allAcknowledged()) {
+                end(r, true);
+                admission.release();
+                complete(done, null);
+                return;
+            }
+            try {
+                SETTLERS.execute(() -> {
+                    IOException failure = null;
+                    try {
+                        finish(r);
+                    } catch (IOException e) {
+                        failure = e;
+                    } finally {
+                        admission.release();
+                    }
+                    complete(done, failure);
+                });
+            } catch (RuntimeException e) { // rejected: cannot happen with an unbounded pool, but never lose done
+                end(r, false);
+                admission.release();
+                complete(done, new IOException("volume " + volumeId + ": could not settle a write: " + e, e));
+            }
+        });
+    }
+
+    private void complete(WriteCompletion done, IOException failure) {
+        try {
+            done.completed(failure);
+        } catch (RuntimeException e) {
+            LOG.error("volume {}: a write's completion failed", volumeId, e);
+        }
     }
 
     /**
@@ -261,29 +341,89 @@ public final class ReplicatedCoordinator implements Coordinator {
      * watermark, and its regions are rewritten ({@link #repairFailedWrites}) before the next write.
      */
     private void replicate(long offset, ByteBuffer src) throws IOException {
+        finish(send(offset, src));
+    }
+
+    /** One write sent to its replicas: its generation, its regions, where it went and the answers. */
+    private static final class Replication extends java.util.concurrent.atomic.AtomicInteger {
+        final long generation;
+        final long firstRegion;
+        final long lastRegion;
+        final List<Member> targets;
+        final List<CompletableFuture<Void>> answers;
+
+        Replication(long generation, long firstRegion, long lastRegion, List<Member> targets,
+                    List<CompletableFuture<Void>> answers) {
+            super(answers.size());
+            this.generation = generation;
+            this.firstRegion = firstRegion;
+            this.lastRegion = lastRegion;
+            this.targets = targets;
+            this.answers = answers;
+        }
+
+        /** Runs {@code then} once, on the thread that completes the last answer (maybe this one). */
+        void whenAnswered(Runnable then) {
+            for (CompletableFuture<Void> a : answers) {
+                a.whenComplete((v, e) -> {
+                    if (decrementAndGet() == 0) {
+                        then.run();
+                    }
+                });
+            }
+        }
+
+        /** Whether every answer was an acknowledgement, at least one of a HEALTHY replica: {@link #settle}'s quiet case. */
+        boolean allAcknowledged() {
+            boolean healthy = false;
+            for (int i = 0; i < answers.size(); i++) {
+                if (answers.get(i).isCompletedExceptionally()) {
+                    return false;
+                }
+                healthy |= targets.get(i).state == State.HEALTHY;
+            }
+            return healthy;
+        }
+    }
+
+    /** Gives a write its generation and sends it to every writable replica, the local one last. */
+    private Replication send(long offset, ByteBuffer src) throws IOException {
         int length = src.remaining();
         long firstRegion = offset / REGION_SIZE;
         long lastRegion = (offset + Math.max(length, 1) - 1) / REGION_SIZE;
         long generation = writes.begin();
-        boolean sent = false;
+        List<Member> targets;
+        try {
+            targets = writable();
+        } catch (IOException | RuntimeException e) {
+            writes.end(generation); // sent nowhere
+            throw e;
+        }
+        List<CompletableFuture<Void>> futures = new ArrayList<>(targets.size());
+        long watermark = writes.current();
+        for (Member m : targets) {
+            futures.add(m.endpoint.writeAsync(offset, src.duplicate(), generation, watermark,
+                    m.inDoubtFor(firstRegion, lastRegion)));
+        }
+        return new Replication(generation, firstRegion, lastRegion, targets, futures);
+    }
+
+    /** Waits for {@code r}'s answers, settles them ({@link #settle}) and ends its generation. */
+    private void finish(Replication r) throws IOException {
         boolean completed = false;
         try {
-            List<Member> targets = writable();
-            List<CompletableFuture<Void>> futures = new ArrayList<>(targets.size());
-            long watermark = writes.current();
-            sent = true;
-            for (Member m : targets) {
-                futures.add(m.endpoint.writeAsync(offset, src.duplicate(), generation, watermark,
-                        m.inDoubtFor(firstRegion, lastRegion)));
-            }
-            settle(targets, futures, "write");
+            settle(r.targets, r.answers, "write");
             completed = true;
         } finally {
-            if (completed || !sent || fenced) {
-                writes.end(generation);
-            } else {
-                failedWrites.put(generation, new long[] {firstRegion, lastRegion});
-            }
+            end(r, completed);
+        }
+    }
+
+    private void end(Replication r, boolean completed) {
+        if (completed || fenced) {
+            writes.end(r.generation);
+        } else {
+            failedWrites.put(r.generation, new long[] {r.firstRegion, r.lastRegion});
         }
     }
 
@@ -357,13 +497,13 @@ public final class ReplicatedCoordinator implements Coordinator {
         long offset = region * REGION_SIZE;
         int length = (int) Math.min(REGION_SIZE, sizeBytes - offset);
         buffer.clear().limit(length);
-        ReentrantReadWriteLock lock = regionLocks[(int) (region % LOCK_STRIPES)];
-        lock.writeLock().lock();
+        int stripe = (int) (region % LOCK_STRIPES);
+        locks.exclusive(stripe);
         try {
             read(offset, buffer.duplicate());
             replicate(offset, buffer.duplicate());
         } finally {
-            lock.writeLock().unlock();
+            locks.unlockExclusive(stripe);
         }
     }
 
@@ -390,15 +530,14 @@ public final class ReplicatedCoordinator implements Coordinator {
     public void whileQuiesced(QuiescedAction action) throws IOException {
         int held = 0;
         try {
-            for (ReentrantReadWriteLock lock : regionLocks) {
-                lock.writeLock().lock();
-                held++;
+            for (; held < LOCK_STRIPES; held++) {
+                locks.exclusive(held);
             }
             flush();
             action.run();
         } finally {
             for (int i = 0; i < held; i++) {
-                regionLocks[i].writeLock().unlock();
+                locks.unlockExclusive(i);
             }
         }
     }
@@ -433,7 +572,8 @@ public final class ReplicatedCoordinator implements Coordinator {
     /** Rewrites a range that failed to read on {@code failed} replicas with the data another one returned. */
     private void repair(List<Member> failed, long offset, ByteBuffer good) {
         long generation = writes.begin();
-        List<ReentrantReadWriteLock.ReadLock> held = lockRegions(offset, good.remaining());
+        int[] stripes = stripesOf(offset, good.remaining());
+        locks.share(stripes);
         try {
             for (Member m : failed) {
                 try {
@@ -445,7 +585,7 @@ public final class ReplicatedCoordinator implements Coordinator {
                 }
             }
         } finally {
-            held.forEach(ReentrantReadWriteLock.ReadLock::unlock);
+            locks.unshare(stripes);
             writes.end(generation);
         }
     }
@@ -480,9 +620,9 @@ public final class ReplicatedCoordinator implements Coordinator {
         member.state = State.REBUILDING;
         // Writes that chose their targets before the line above, without this replica, finish before
         // any generation is compared: the comparison must see them on the source.
-        for (ReentrantReadWriteLock lock : regionLocks) {
-            lock.writeLock().lock();
-            lock.writeLock().unlock();
+        for (int stripe = 0; stripe < LOCK_STRIPES; stripe++) {
+            locks.exclusive(stripe);
+            locks.unlockExclusive(stripe);
         }
         LOG.info("volume {}: resync of node {} from node {} started", volumeId, target.nodeId(),
                 source.endpoint.nodeId());
@@ -539,8 +679,8 @@ public final class ReplicatedCoordinator implements Coordinator {
     private long copyRegion(Member source, Member target, long region, ByteBuffer buffer) throws IOException {
         long offset = region * REGION_SIZE;
         int length = regionLength(region);
-        ReentrantReadWriteLock lock = regionLocks[(int) (region % LOCK_STRIPES)];
-        lock.writeLock().lock();
+        int stripe = (int) (region % LOCK_STRIPES);
+        locks.exclusive(stripe);
         try {
             long generation = await(source.endpoint.generationsAsync(region, 1))[0];
             buffer.clear().limit(length);
@@ -548,7 +688,7 @@ public final class ReplicatedCoordinator implements Coordinator {
             await(target.endpoint.copyAsync(offset, buffer.duplicate(), generation));
             target.finished(region); // before writes to the region resume
         } finally {
-            lock.writeLock().unlock();
+            locks.unlockExclusive(stripe);
         }
         resyncBytes.add(length);
         return length;
@@ -689,23 +829,8 @@ public final class ReplicatedCoordinator implements Coordinator {
         return out;
     }
 
-    private List<ReentrantReadWriteLock.ReadLock> lockRegions(long offset, int length) {
-        long first = offset / REGION_SIZE;
-        long last = (offset + Math.max(length, 1) - 1) / REGION_SIZE;
-        List<ReentrantReadWriteLock.ReadLock> held = new ArrayList<>(2);
-        // Stripes in increasing order, each once, so that two multi-region writes cannot deadlock with a copy.
-        int stripes = (int) Math.min(LOCK_STRIPES, last - first + 1);
-        int[] order = new int[stripes];
-        for (int i = 0; i < stripes; i++) {
-            order[i] = (int) ((first + i) % LOCK_STRIPES);
-        }
-        java.util.Arrays.sort(order);
-        for (int s : order) {
-            ReentrantReadWriteLock.ReadLock l = regionLocks[s].readLock();
-            l.lock();
-            held.add(l);
-        }
-        return held;
+    private int[] stripesOf(long offset, int length) {
+        return locks.stripesOf(offset / REGION_SIZE, (offset + Math.max(length, 1) - 1) / REGION_SIZE);
     }
 
     private void throttle(int bytes) throws IOException {
