@@ -46,8 +46,11 @@ final class FuseSession implements AutoCloseable {
     private final long pollNanos;
     /** Held by the one worker that polls (see {@link FuseWorker}). */
     private final AtomicBoolean poller = new AtomicBoolean();
-    /** Workers handling a request right now. */
+    /** Requests being handled right now: by a worker, or written in the background ({@link BackgroundWrite}). */
     private final AtomicInteger busy = new AtomicInteger();
+    /** Background writes not in flight, for reuse. */
+    private final java.util.concurrent.ConcurrentLinkedQueue<BackgroundWrite> spareWrites =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
     private final boolean readOnly;
     private final long startEpochSecond = Instant.now().getEpochSecond();
     private final List<Integer> fds = new ArrayList<>();
@@ -234,6 +237,10 @@ final class FuseSession implements AutoCloseable {
         if (!allExited && threads.isEmpty()) {
             allExited = true;
         }
+        if (allExited && !awaitBackgroundWrites()) {
+            log.error("volume {}: {} background writes still unanswered", volumeId, busy.get());
+            allExited = false;
+        }
         if (allExited) {
             for (int fd : fds) {
                 LIBC.close(fd);
@@ -254,6 +261,32 @@ final class FuseSession implements AutoCloseable {
             Thread.currentThread().interrupt();
             return false;
         }
+    }
+
+    /**
+     * Waits until no background write is in flight (the workers have exited, so nothing else is
+     * busy): their replies go to this session's fds.
+     */
+    private boolean awaitBackgroundWrites() {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(STOP_TIMEOUT_SECONDS);
+        while (busy.get() > 0) {
+            if (System.nanoTime() - deadline > 0) {
+                return false;
+            }
+            java.util.concurrent.locks.LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(1));
+        }
+        return true;
+    }
+
+    /** A background write to serve a WRITE with: a spare one, or a new one. */
+    BackgroundWrite backgroundWrite() {
+        BackgroundWrite w = spareWrites.poll();
+        return w != null ? w : new BackgroundWrite(this);
+    }
+
+    /** Takes back a background write that answered its request. */
+    void giveBack(BackgroundWrite w) {
+        spareWrites.offer(w);
     }
 
     void initDone(boolean ok, int major, int minor, int flags) {

@@ -17,7 +17,10 @@ import org.slf4j.LoggerFactory;
  * <p>Buffers: one direct request buffer (max_write plus header room) and one direct reply buffer
  * (max_read plus the reply header), both owned by this worker and reused for every request.
  * WRITE payloads are handed to the target as a slice of the request buffer and READ data is read
- * by the target straight into the reply buffer: no copy and no allocation per request.
+ * by the target straight into the reply buffer: no copy and no allocation per request. A target
+ * that completes writes in the background gets small WRITEs as a {@link BackgroundWrite}: copied
+ * out of the request buffer and answered by whichever thread completes them, so that this worker
+ * reads the next request at once instead of waiting for the replicas.
  *
  * <p>Errors: any failure of the target (IOException, including ChecksumMismatchException) or of
  * the handling itself becomes EIO for that one request; the thread keeps serving.
@@ -240,6 +243,11 @@ final class FuseWorker implements Runnable {
             return;
         }
         ByteBuffer src = in.duplicate().position(dataStart).limit(dataStart + size);
+        if (size <= BackgroundWrite.MAX_BYTES && target.writesInBackground()) {
+            BackgroundWrite w = session.backgroundWrite();
+            target.writeAsync(offset, w.start(fd, unique, src), w); // w answers, maybe already did
+            return;
+        }
         target.write(offset, src);
         out.putInt(OUT_HEADER, size);
         out.putInt(OUT_HEADER + 4, 0);

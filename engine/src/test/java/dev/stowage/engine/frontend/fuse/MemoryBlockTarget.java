@@ -9,7 +9,8 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Test double: a BlockTarget in memory (64 MiB heap chunks, so it can exceed 2 GiB), growable,
- * counting flushes, with a range whose reads fail on demand. Thread-safe for disjoint chunks;
+ * counting flushes, with ranges whose reads or writes fail on demand, and writes that complete in
+ * the background on demand. Thread-safe for disjoint chunks;
  * chunk access is synchronised per chunk.
  */
 final class MemoryBlockTarget implements BlockTarget {
@@ -20,6 +21,11 @@ final class MemoryBlockTarget implements BlockTarget {
     private final AtomicLong flushes = new AtomicLong();
     private volatile long failFrom = -1;
     private volatile long failTo = -1;
+    private volatile long failWritesFrom = -1;
+    private volatile long failWritesTo = -1;
+    /** Where writes complete when they complete in the background; null: they complete in the call. */
+    private volatile java.util.concurrent.ScheduledExecutorService background;
+    private final AtomicLong backgroundWrites = new AtomicLong();
 
     MemoryBlockTarget(long size) {
         resize(size);
@@ -41,6 +47,50 @@ final class MemoryBlockTarget implements BlockTarget {
     void healReads() {
         failFrom = -1;
         failTo = -1;
+    }
+
+    /** Writes overlapping [from, to) fail with an IOException from now on. */
+    void failWrites(long from, long to) {
+        failWritesFrom = from;
+        failWritesTo = to;
+    }
+
+    /**
+     * From now on writes complete in the background ({@link #writesInBackground}): each is read
+     * from its buffer and stored on {@code executor} a millisecond after it was handed over, long
+     * after the frontend's call returned, as the replies of remote replicas arrive.
+     */
+    void completeWritesOn(java.util.concurrent.ScheduledExecutorService executor) {
+        background = executor;
+    }
+
+    /** Writes handed over through {@link #writeAsync} and completed in the background. */
+    long backgroundWriteCount() {
+        return backgroundWrites.get();
+    }
+
+    @Override
+    public boolean writesInBackground() {
+        return background != null;
+    }
+
+    @Override
+    public void writeAsync(long offset, ByteBuffer src, WriteCompletion done) {
+        java.util.concurrent.ScheduledExecutorService executor = background;
+        if (executor == null) {
+            BlockTarget.super.writeAsync(offset, src, done);
+            return;
+        }
+        executor.schedule(() -> {
+            IOException failure = null;
+            try {
+                write(offset, src);
+                backgroundWrites.incrementAndGet();
+            } catch (IOException e) {
+                failure = e;
+            }
+            done.completed(failure);
+        }, 1, java.util.concurrent.TimeUnit.MILLISECONDS);
     }
 
     long flushCount() {
@@ -65,6 +115,9 @@ final class MemoryBlockTarget implements BlockTarget {
     @Override
     public void write(long offset, ByteBuffer src) throws IOException {
         check(offset, src.remaining());
+        if (failWritesFrom >= 0 && offset < failWritesTo && offset + src.remaining() > failWritesFrom) {
+            throw new IOException("injected write failure at " + offset);
+        }
         copy(offset, src, true);
     }
 
