@@ -311,6 +311,11 @@ final class FuseSession implements AutoCloseable {
         busy.decrementAndGet();
     }
 
+    /** Whether the calling worker's request is the only one being handled (background writes included). */
+    boolean handlingAlone() {
+        return busy.get() == 1;
+    }
+
     /** Whether no worker is handling a request: the load is low enough for one to poll. */
     boolean idle() {
         return busy.get() == 0;

@@ -20,7 +20,10 @@ import org.slf4j.LoggerFactory;
  * by the target straight into the reply buffer: no copy and no allocation per request. A target
  * that completes writes in the background gets small WRITEs as a {@link BackgroundWrite}: copied
  * out of the request buffer and answered by whichever thread completes them, so that this worker
- * reads the next request at once instead of waiting for the replicas.
+ * reads the next request at once instead of waiting for the replicas. Not when the write is the
+ * only request being handled: at queue depth 1 there is no next request to read meanwhile, and a
+ * worker that answers the write itself then polls for the flush that usually follows (see
+ * {@link #nextRequest}), which a write answered from elsewhere would leave to a sleeping worker.
  *
  * <p>Errors: any failure of the target (IOException, including ChecksumMismatchException) or of
  * the handling itself becomes EIO for that one request; the thread keeps serving.
@@ -243,7 +246,7 @@ final class FuseWorker implements Runnable {
             return;
         }
         ByteBuffer src = in.duplicate().position(dataStart).limit(dataStart + size);
-        if (size <= BackgroundWrite.MAX_BYTES && target.writesInBackground()) {
+        if (size <= BackgroundWrite.MAX_BYTES && target.writesInBackground() && !session.handlingAlone()) {
             BackgroundWrite w = session.backgroundWrite();
             target.writeAsync(offset, w.start(fd, unique, src), w); // w answers, maybe already did
             return;

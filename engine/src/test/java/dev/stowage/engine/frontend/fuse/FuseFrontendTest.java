@@ -218,35 +218,53 @@ class FuseFrontendTest {
         MemoryBlockTarget target = new MemoryBlockTarget(32 * MIB);
         java.util.concurrent.ScheduledExecutorService completer =
                 java.util.concurrent.Executors.newSingleThreadScheduledExecutor();
+        Process reader = null;
         try {
             target.completeWritesOn(completer);
             Export export = export("vol-bg", target);
             String dev = export.devicePath().toString();
-            // 64 KiB writes are served in the background, 1 MiB ones by the worker itself. Eight
-            // writers at once, so that workers read new requests while earlier ones are in flight.
+            // A read held in the target keeps a request in flight: writes are then never the only
+            // request being handled, and small ones go to the background.
+            target.holdReads(64 << 10);
+            reader = new ProcessBuilder("dd", "if=" + dev, "of=/dev/null", "bs=4k", "count=1", "iflag=direct").start();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (target.heldReadCount() == 0) {
+                assertTrue(System.nanoTime() < deadline, "the read never reached the target");
+                Thread.sleep(5);
+            }
+            // Eight writers at once, so that workers read new requests while earlier writes are in flight.
             byte[] pattern = new byte[(int) (4 * MIB)];
             new Random(7).nextBytes(pattern);
             Path in = Files.write(tmp.resolve("pattern"), pattern);
             Sh.run("bash", "-c", "for i in 0 1 2 3 4 5 6 7; do dd if=" + in + " of=" + dev
                     + " bs=64k skip=$((i * 8)) seek=$((16 + i * 8)) count=8 oflag=direct status=none & done; wait").ok();
-            Sh.run("sync", dev).ok();
             assertArrayEquals(pattern, target.snapshot(MIB, pattern.length),
                     "every write is read from its buffer after the worker moved on, and must still be intact");
             assertEquals(64, target.backgroundWriteCount(), "4 MiB in 64 KiB writes, each completed in the background");
-            Sh.run("dd", "if=" + in, "of=" + dev, "bs=1M", "seek=8", "oflag=direct", "conv=fsync").ok();
-            assertArrayEquals(pattern, target.snapshot(8 * MIB, pattern.length));
-            assertEquals(64, target.backgroundWriteCount(), "1 MiB writes are not served in the background");
 
             target.failWrites(20 * MIB, 21 * MIB);
             Sh.Result failed = Sh.run("dd", "if=/dev/zero", "of=" + dev, "bs=64k", "seek=320", "count=1", "oflag=direct");
             assertNotEquals(0, failed.exit(), "dd must fail when the target fails the write in the background");
             assertTrue(failed.err().contains("Input/output error"), failed.err());
             assertEquals(1, ((FuseExport) export).errorCount());
-            Sh.run("dd", "if=/dev/zero", "of=" + dev, "bs=64k", "seek=0", "count=4", "oflag=direct").ok();
+
+            target.releaseReads();
+            assertTrue(reader.waitFor(10, TimeUnit.SECONDS) && reader.exitValue() == 0, "the held read completes");
+            // Alone, a write is answered by its own worker (which then polls for what follows),
+            // and 1 MiB writes never go to the background.
+            Sh.run("dd", "if=" + in, "of=" + dev, "bs=64k", "seek=8", "count=4", "oflag=direct").ok();
+            Sh.run("dd", "if=" + in, "of=" + dev, "bs=1M", "seek=8", "oflag=direct", "conv=fsync").ok();
+            assertArrayEquals(pattern, target.snapshot(8 * MIB, pattern.length));
+            assertEquals(64, target.backgroundWriteCount(), "writes alone or of 1 MiB are not served in the background");
+
             Path mountpoint = frontend.mountpointOf("vol-bg");
             export.close();
             assertFalse(mountinfo().contains(mountpoint.toString()), "closed with every background write answered");
         } finally {
+            target.releaseReads();
+            if (reader != null) {
+                reader.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            }
             completer.shutdownNow();
         }
     }

@@ -26,6 +26,10 @@ final class MemoryBlockTarget implements BlockTarget {
     /** Where writes complete when they complete in the background; null: they complete in the call. */
     private volatile java.util.concurrent.ScheduledExecutorService background;
     private final AtomicLong backgroundWrites = new AtomicLong();
+    /** While set, reads of [0, heldReadsTo) wait for it to count down. */
+    private volatile java.util.concurrent.CountDownLatch readGate;
+    private volatile long heldReadsTo;
+    private final AtomicLong heldReads = new AtomicLong();
 
     MemoryBlockTarget(long size) {
         resize(size);
@@ -47,6 +51,25 @@ final class MemoryBlockTarget implements BlockTarget {
     void healReads() {
         failFrom = -1;
         failTo = -1;
+    }
+
+    /** Reads that start below {@code to} wait from now on until {@link #releaseReads}. */
+    void holdReads(long to) {
+        heldReadsTo = to;
+        readGate = new java.util.concurrent.CountDownLatch(1);
+    }
+
+    void releaseReads() {
+        java.util.concurrent.CountDownLatch gate = readGate;
+        readGate = null;
+        if (gate != null) {
+            gate.countDown();
+        }
+    }
+
+    /** Reads waiting in {@link #holdReads}'s range right now. */
+    long heldReadCount() {
+        return heldReads.get();
     }
 
     /** Writes overlapping [from, to) fail with an IOException from now on. */
@@ -108,6 +131,18 @@ final class MemoryBlockTarget implements BlockTarget {
         check(offset, len);
         if (failFrom >= 0 && offset < failTo && offset + len > failFrom) {
             throw new IOException("injected read failure at " + offset);
+        }
+        java.util.concurrent.CountDownLatch gate = readGate;
+        if (gate != null && offset < heldReadsTo) {
+            heldReads.incrementAndGet();
+            try {
+                gate.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new java.io.InterruptedIOException("held read interrupted");
+            } finally {
+                heldReads.decrementAndGet();
+            }
         }
         copy(offset, dst, false);
     }
