@@ -37,10 +37,6 @@ final class RegionLocks {
         admitted = new AtomicIntegerArray(stripes);
     }
 
-    int stripes() {
-        return locks.length;
-    }
-
     /** The stripes of regions {@code first..last}, each once, in increasing order (so that no two takers deadlock). */
     int[] stripesOf(long first, long last) {
         int n = (int) Math.min(locks.length, last - first + 1);

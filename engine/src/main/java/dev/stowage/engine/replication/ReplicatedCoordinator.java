@@ -401,9 +401,14 @@ public final class ReplicatedCoordinator implements Coordinator {
         }
         List<CompletableFuture<Void>> futures = new ArrayList<>(targets.size());
         long watermark = writes.current();
-        for (Member m : targets) {
-            futures.add(m.endpoint.writeAsync(offset, src.duplicate(), generation, watermark,
-                    m.inDoubtFor(firstRegion, lastRegion)));
+        try {
+            for (Member m : targets) {
+                futures.add(m.endpoint.writeAsync(offset, src.duplicate(), generation, watermark,
+                        m.inDoubtFor(firstRegion, lastRegion)));
+            }
+        } catch (RuntimeException e) { // some may have it: rewritten alike before the next write
+            failedWrites.put(generation, new long[] {firstRegion, lastRegion});
+            throw e;
         }
         return new Replication(generation, firstRegion, lastRegion, targets, futures);
     }
