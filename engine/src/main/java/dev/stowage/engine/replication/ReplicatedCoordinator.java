@@ -81,55 +81,6 @@ public final class ReplicatedCoordinator implements Coordinator {
     /** Nodes whose replica answered although their node had left the cluster (logged once each). */
     private final Set<String> answeredDespite = ConcurrentHashMap.newKeySet();
 
-    private static final class Member {
-        final ReplicaEndpoint endpoint;
-        volatile State state;
-        /** The last failed attempt to record this replica STALE, and when it failed (guarded by stateLock). */
-        IOException markFailure;
-        long markFailedAt;
-        /**
-         * While a resync brings this replica up to date: the regions it has finished (copied, or
-         * found current). Null otherwise. See {@link #generationFor}.
-         */
-        volatile java.util.concurrent.atomic.AtomicLongArray upToDate;
-
-        Member(ReplicaEndpoint endpoint, State state) {
-            this.endpoint = endpoint;
-            this.state = state;
-        }
-
-        /**
-         * Whether a write of regions {@code [first, last]} must reach this replica as in doubt
-         * rather than at its generation: true for a replica being resynced, for a region the
-         * resync has not finished yet. Recording the generation would let the region claim it
-         * while it still lacks the writes it missed while away; the resync would then find the
-         * region current and never copy it (a partial write during the resync was enough to lose
-         * the missed data). In doubt, the resync copies it whatever the source's generation, and
-         * so does a later resync if a dead coordinator left the write on this replica alone.
-         */
-        boolean inDoubtFor(long first, long last) {
-            java.util.concurrent.atomic.AtomicLongArray done = upToDate;
-            if (done == null) {
-                return false;
-            }
-            for (long r = first; r <= last; r++) {
-                int word = (int) (r >>> 6);
-                if (word >= done.length() || (done.get(word) & (1L << r)) == 0) {
-                    return true;
-                }
-            }
-            return false;
-        }
-
-        void finished(long region) {
-            java.util.concurrent.atomic.AtomicLongArray done = upToDate;
-            int word = (int) (region >>> 6);
-            if (done != null && word < done.length()) {
-                done.getAndAccumulate(word, 1L << region, (a, b) -> a | b);
-            }
-        }
-    }
-
     private final String volumeId;
     private final long epoch;
     private final String localNodeId;
@@ -142,7 +93,7 @@ public final class ReplicatedCoordinator implements Coordinator {
     private final CompletionWatermark writes;
     /** Writes that failed on every healthy replica, by generation: their first and last region. */
     private final Map<Long, long[]> failedWrites = new ConcurrentHashMap<>();
-    private final Map<String, Member> members = new ConcurrentHashMap<>();
+    private final Map<String, ReplicaMember> members = new ConcurrentHashMap<>();
     private final RegionLocks locks = new RegionLocks(LOCK_STRIPES);
     private final Object stateLock = new Object();
     private final LongAdder resyncBytes = new LongAdder();
@@ -165,7 +116,7 @@ public final class ReplicatedCoordinator implements Coordinator {
         this.health = health;
         this.throttle = throttle;
         this.writes = new CompletionWatermark(epoch);
-        replicas.forEach((endpoint, state) -> members.put(endpoint.nodeId(), new Member(endpoint, state)));
+        replicas.forEach((endpoint, state) -> members.put(endpoint.nodeId(), new ReplicaMember(endpoint, state)));
     }
 
     @Override
@@ -194,7 +145,7 @@ public final class ReplicatedCoordinator implements Coordinator {
      * deadline keeps its state.
      */
     public void markUnreachable(String nodeId, String reason) throws IOException {
-        Member m = members.get(nodeId);
+        ReplicaMember m = members.get(nodeId);
         if (m == null || m.state == State.STALE) {
             return;
         }
@@ -218,7 +169,7 @@ public final class ReplicatedCoordinator implements Coordinator {
 
     /** Drops a replica that was replaced by one on another node. */
     public void forget(String nodeId) {
-        Member m = members.remove(nodeId);
+        ReplicaMember m = members.remove(nodeId);
         if (m != null) {
             m.endpoint.close();
         }
@@ -344,55 +295,13 @@ public final class ReplicatedCoordinator implements Coordinator {
         finish(send(offset, src));
     }
 
-    /** One write sent to its replicas: its generation, its regions, where it went and the answers. */
-    private static final class Replication extends java.util.concurrent.atomic.AtomicInteger {
-        final long generation;
-        final long firstRegion;
-        final long lastRegion;
-        final List<Member> targets;
-        final List<CompletableFuture<Void>> answers;
-
-        Replication(long generation, long firstRegion, long lastRegion, List<Member> targets,
-                    List<CompletableFuture<Void>> answers) {
-            super(answers.size());
-            this.generation = generation;
-            this.firstRegion = firstRegion;
-            this.lastRegion = lastRegion;
-            this.targets = targets;
-            this.answers = answers;
-        }
-
-        /** Runs {@code then} once, on the thread that completes the last answer (maybe this one). */
-        void whenAnswered(Runnable then) {
-            for (CompletableFuture<Void> a : answers) {
-                a.whenComplete((v, e) -> {
-                    if (decrementAndGet() == 0) {
-                        then.run();
-                    }
-                });
-            }
-        }
-
-        /** Whether every answer was an acknowledgement, at least one of a HEALTHY replica: {@link #settle}'s quiet case. */
-        boolean allAcknowledged() {
-            boolean healthy = false;
-            for (int i = 0; i < answers.size(); i++) {
-                if (answers.get(i).isCompletedExceptionally()) {
-                    return false;
-                }
-                healthy |= targets.get(i).state == State.HEALTHY;
-            }
-            return healthy;
-        }
-    }
-
     /** Gives a write its generation and sends it to every writable replica, the local one last. */
     private Replication send(long offset, ByteBuffer src) throws IOException {
         int length = src.remaining();
         long firstRegion = offset / REGION_SIZE;
         long lastRegion = (offset + Math.max(length, 1) - 1) / REGION_SIZE;
         long generation = writes.begin();
-        List<Member> targets;
+        List<ReplicaMember> targets;
         try {
             targets = writable();
         } catch (IOException | RuntimeException e) {
@@ -402,7 +311,7 @@ public final class ReplicatedCoordinator implements Coordinator {
         List<CompletableFuture<Void>> futures = new ArrayList<>(targets.size());
         long watermark = writes.current();
         try {
-            for (Member m : targets) {
+            for (ReplicaMember m : targets) {
                 futures.add(m.endpoint.writeAsync(offset, src.duplicate(), generation, watermark,
                         m.inDoubtFor(firstRegion, lastRegion)));
             }
@@ -463,9 +372,9 @@ public final class ReplicatedCoordinator implements Coordinator {
      */
     public int reconcileInDoubt() throws IOException {
         checkUsable();
-        List<Member> targets = readOrder();
+        List<ReplicaMember> targets = readOrder();
         List<CompletableFuture<long[]>> asks = new ArrayList<>(targets.size());
-        for (Member m : targets) {
+        for (ReplicaMember m : targets) {
             asks.add(m.endpoint.inDoubtAsync());
         }
         java.util.TreeSet<Long> regions = new java.util.TreeSet<>();
@@ -516,10 +425,10 @@ public final class ReplicatedCoordinator implements Coordinator {
     public void flush() throws IOException {
         checkUsable();
         repairFailedWrites();
-        List<Member> targets = writable();
+        List<ReplicaMember> targets = writable();
         List<CompletableFuture<Void>> futures = new ArrayList<>(targets.size());
         long watermark = writes.current();
-        for (Member m : targets) {
+        for (ReplicaMember m : targets) {
             futures.add(m.endpoint.flushAsync(watermark));
         }
         settle(targets, futures, "flush");
@@ -552,8 +461,8 @@ public final class ReplicatedCoordinator implements Coordinator {
         checkUsable();
         throttle(dst.remaining());
         IOException last = null;
-        List<Member> failed = new ArrayList<>();
-        for (Member m : readOrder()) {
+        List<ReplicaMember> failed = new ArrayList<>();
+        for (ReplicaMember m : readOrder()) {
             try {
                 await(m.endpoint.readAsync(offset, dst.duplicate()));
                 if (!failed.isEmpty()) {
@@ -575,12 +484,12 @@ public final class ReplicatedCoordinator implements Coordinator {
     }
 
     /** Rewrites a range that failed to read on {@code failed} replicas with the data another one returned. */
-    private void repair(List<Member> failed, long offset, ByteBuffer good) {
+    private void repair(List<ReplicaMember> failed, long offset, ByteBuffer good) {
         long generation = writes.begin();
         int[] stripes = stripesOf(offset, good.remaining());
         locks.share(stripes);
         try {
-            for (Member m : failed) {
+            for (ReplicaMember m : failed) {
                 try {
                     await(m.endpoint.writeAsync(offset, good.duplicate(), generation, writes.current(), false));
                     LOG.info("volume {}: repaired {} bytes at {} on node {} from another replica", volumeId,
@@ -612,14 +521,14 @@ public final class ReplicatedCoordinator implements Coordinator {
     public long resync(ReplicaEndpoint target, long bandwidthBytesPerSecond, boolean fullCopy) throws IOException {
         checkUsable();
         // The target comes with a fresh connection: it replaces whatever endpoint the node had.
-        Member member = new Member(target, State.STALE);
+        ReplicaMember member = new ReplicaMember(target, State.STALE);
         long regions = (sizeBytes + REGION_SIZE - 1) / REGION_SIZE;
         member.upToDate = new java.util.concurrent.atomic.AtomicLongArray((int) ((regions + 63) >>> 6));
-        Member previous = members.put(target.nodeId(), member);
+        ReplicaMember previous = members.put(target.nodeId(), member);
         if (previous != null && previous.endpoint != target) {
             previous.endpoint.close();
         }
-        Member source = readOrder().stream().filter(m -> m != member).findFirst()
+        ReplicaMember source = readOrder().stream().filter(m -> m != member).findFirst()
                 .orElseThrow(() -> new IOException("volume " + volumeId + ": no healthy replica to resync from"));
         health.markRebuilding(target.nodeId());
         member.state = State.REBUILDING;
@@ -681,7 +590,7 @@ public final class ReplicatedCoordinator implements Coordinator {
     }
 
     /** Copies {@code region} from {@code source} to {@code target} through {@code buffer}, the region's lock held. */
-    private long copyRegion(Member source, Member target, long region, ByteBuffer buffer) throws IOException {
+    private long copyRegion(ReplicaMember source, ReplicaMember target, long region, ByteBuffer buffer) throws IOException {
         long offset = region * REGION_SIZE;
         int length = regionLength(region);
         int stripe = (int) (region % LOCK_STRIPES);
@@ -707,13 +616,13 @@ public final class ReplicatedCoordinator implements Coordinator {
      * Marking them all STALE would leave the volume with no healthy replica anywhere, so not even a
      * new coordinator on a well-connected node could attach it.
      */
-    private void settle(List<Member> targets, List<CompletableFuture<Void>> futures, String what) throws IOException {
+    private void settle(List<ReplicaMember> targets, List<CompletableFuture<Void>> futures, String what) throws IOException {
         int healthyAcks = 0;
-        List<Member> failed = List.of(); // allocated on the first failure only: this runs for every write
+        List<ReplicaMember> failed = List.of(); // allocated on the first failure only: this runs for every write
         List<IOException> causes = List.of();
         StaleEpochException stale = null;
         for (int i = 0; i < targets.size(); i++) {
-            Member m = targets.get(i);
+            ReplicaMember m = targets.get(i);
             try {
                 await(futures.get(i));
                 if (m.state == State.HEALTHY) {
@@ -755,7 +664,7 @@ public final class ReplicatedCoordinator implements Coordinator {
      * flight when a node is cut off from everything, each would otherwise wait out its own store
      * timeout in turn, and the application would hang for minutes before it saw an error.
      */
-    private void markStale(Member m, String what, IOException cause) throws IOException {
+    private void markStale(ReplicaMember m, String what, IOException cause) throws IOException {
         long asked = System.nanoTime();
         synchronized (stateLock) {
             if (fenced) {
@@ -796,11 +705,11 @@ public final class ReplicatedCoordinator implements Coordinator {
      * Replicas that take writes, the local one last: an in-process endpoint does its work inside
      * the call, so the remote requests are sent first and overlap it.
      */
-    private List<Member> writable() throws IOException {
-        List<Member> out = new ArrayList<>();
+    private List<ReplicaMember> writable() throws IOException {
+        List<ReplicaMember> out = new ArrayList<>();
         boolean anyHealthy = false;
-        Member local = members.get(localNodeId);
-        for (Member m : members.values()) {
+        ReplicaMember local = members.get(localNodeId);
+        for (ReplicaMember m : members.values()) {
             if (m != local && m.state != State.STALE) {
                 out.add(m);
                 anyHealthy |= m.state == State.HEALTHY;
@@ -817,13 +726,13 @@ public final class ReplicatedCoordinator implements Coordinator {
     }
 
     /** Healthy replicas, the local one first. */
-    private List<Member> readOrder() throws IOException {
-        List<Member> out = new ArrayList<>();
-        Member local = members.get(localNodeId);
+    private List<ReplicaMember> readOrder() throws IOException {
+        List<ReplicaMember> out = new ArrayList<>();
+        ReplicaMember local = members.get(localNodeId);
         if (local != null && local.state == State.HEALTHY) {
             out.add(local);
         }
-        for (Member m : members.values()) {
+        for (ReplicaMember m : members.values()) {
             if (m != local && m.state == State.HEALTHY) {
                 out.add(m);
             }
