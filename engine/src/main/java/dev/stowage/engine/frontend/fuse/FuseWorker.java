@@ -39,6 +39,8 @@ final class FuseWorker implements Runnable {
     private final ByteBuffer out;
     private final Pointer inPtr;
     private final Pointer outPtr;
+    /** Whether the request being handled still counts as busy (until its reply is about to go out). */
+    private boolean counted;
     /** Whether this worker holds the session's polling role (its fd then non-blocking). */
     private boolean polling;
 
@@ -78,10 +80,11 @@ final class FuseWorker implements Runnable {
                     continue;
                 }
                 session.requestStarted();
+                counted = true;
                 try {
                     handle((int) n);
                 } finally {
-                    session.requestDone();
+                    uncount();
                 }
             }
         } finally {
@@ -319,11 +322,19 @@ final class FuseWorker implements Runnable {
         reply(unique, 0, STATFS_OUT);
     }
 
+    private void uncount() {
+        if (counted) {
+            counted = false;
+            session.requestDone();
+        }
+    }
+
     /** Writes the reply header for {@code unique} and sends it with {@code bodyLength} body bytes. */
     private void reply(long unique, int errno, int bodyLength) {
         if (errno != 0 && session.leaving()) {
             return; // most likely the target closing under a process that is going away: let it be resent
         }
+        uncount(); // before the reply lets the next request come: that one may then find itself alone
         int len = OUT_HEADER + (errno == 0 ? bodyLength : 0);
         out.putInt(0, len);
         out.putInt(4, -errno);
